@@ -1,0 +1,103 @@
+"""Configs are dataclasses: typed, validated on construction, saved as JSON next to every checkpoint."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from genlab.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a config dataclass (tuples become lists)."""
+    return _jsonable(dataclasses.asdict(config))
+
+
+def config_from_dict(cls: type[C], values: dict[str, Any], *, where: str = "config") -> C:
+    """Build ``cls`` from a dict (e.g. read from config.json), with clear errors for unknown keys.
+
+    Lists become tuples where the field is a tuple, so a config survives a JSON round trip unchanged.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: _coerce(hints[name], value) for name, value in values.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as error:  # e.g. a required field missing
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def check_choice(option: str, value: Any, annotation: Any) -> None:
+    """Raise ConfigError unless ``value`` is one of the ``Literal`` choices in ``annotation``."""
+    choices = get_args(annotation)
+    if value not in choices:
+        raise ConfigError(f"{option} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_positive(option: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{option} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+Precision = Literal["fp32", "bf16"]
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the same for every model; what to optimise lives in the model's own config)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3  # default learning rate; a model may use its own (e.g. separate G/D rates)
+    seed: int = 0
+    out_dir: str = "runs/run"
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    precision: Precision = "fp32"  # "bf16" runs forward passes under autocast
+    ema_decay: float | None = None  # exponential moving average of weights, used for sampling and saving
+    log_every: int = 50  # steps between metric rows (and the only host syncs of the loop)
+    checkpoint_every: int = 0  # steps between checkpoints; 0 = at the end of each epoch only
+    num_sample_images: int = 64  # the fixed-noise grid written after each epoch
+    max_steps: int | None = None  # stop early (smoke tests, --dry-run)
+    progress: bool = True
+    tensorboard: bool = True  # also write TensorBoard scalars when tensorboard is installed
+
+    def __post_init__(self) -> None:
+        check_positive("epochs", self.epochs)
+        check_positive("batch_size", self.batch_size)
+        check_positive("lr", self.lr)
+        check_positive("log_every", self.log_every)
+        check_positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
+        check_positive("num_sample_images", self.num_sample_images, allow_zero=True)
+        check_choice("precision", self.precision, Precision)
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay!r}")
+        if self.max_steps is not None:
+            check_positive("max_steps", self.max_steps)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _coerce(annotation: Any, value: Any) -> Any:
+    """Turn JSON lists back into tuples where the annotation asks for a tuple."""
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in get_args(annotation):
+            if arg is not type(None) and get_origin(arg) is tuple and isinstance(value, list):
+                return tuple(value)
+        return value
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    return value

@@ -1,0 +1,72 @@
+"""The one dataset type: images in memory as a uint8 tensor, drawn by tensor indexing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from genlab.errors import DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images (uint8, N×C×H×W, CPU), optional int64 labels (N), class names, and a name.
+
+    Training draws batches as ``images[index]`` (no DataLoader workers): the whole set
+    lives in memory, optionally moved to the training device once.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    classes: tuple[str, ...] = ()
+    name: str = "unnamed"
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise DataError(
+                f"dataset {self.name!r}: images must be a uint8 tensor N×C×H×W, "
+                f"got {self.images.dtype} with shape {tuple(self.images.shape)}"
+            )
+        if self.images.shape[1] not in (1, 3):
+            raise DataError(f"dataset {self.name!r}: expected 1 or 3 channels, got {self.images.shape[1]}")
+        if self.labels is not None:
+            if self.labels.dtype != torch.int64 or self.labels.shape != (len(self.images),):
+                raise DataError(
+                    f"dataset {self.name!r}: labels must be int64 of shape ({len(self.images)},), "
+                    f"got {self.labels.dtype} {tuple(self.labels.shape)}"
+                )
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, index: torch.Tensor | slice | list[int]) -> Dataset:
+        """A new dataset holding ``images[index]`` (and the matching labels)."""
+        labels = None if self.labels is None else self.labels[index]
+        return Dataset(self.images[index], labels, self.classes, self.name)
+
+    def float_images(self, index: torch.Tensor | slice | list[int] | None = None) -> torch.Tensor:
+        """Images as float32 in [0, 1] (the form every public model API takes)."""
+        images = self.images if index is None else self.images[index]
+        return images.float().div_(255.0)
+
+    def info(self) -> dict:
+        """What a checkpoint records about the data it was trained on (JSON-friendly)."""
+        return {
+            "name": self.name,
+            "num_images": len(self),
+            "image_shape": list(self.image_shape),
+            "classes": list(self.classes),
+        }
+
+    def __repr__(self) -> str:
+        labels = "no labels" if self.labels is None else f"{self.num_classes} classes"
+        return f"Dataset({self.name!r}, {len(self)} images of {'×'.join(map(str, self.image_shape))}, {labels})"

@@ -1,0 +1,22 @@
+"""Model families. Each file is one family: network(s) + objective, speaking the contract in base.py."""
+from __future__ import annotations
+
+from typing import Any
+
+from genlab.config import config_from_dict
+from genlab.errors import CheckpointError
+from genlab.models.base import GenerativeModel, Phase
+from genlab.models.vae import VAE, VAEConfig
+
+MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE}
+
+
+def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> GenerativeModel:
+    """A fresh model of ``kind`` from its config dict (as stored in a run's config.json)."""
+    if kind not in MODEL_KINDS:
+        raise CheckpointError(f"{where}: unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
+    cls = MODEL_KINDS[kind]
+    return cls(config_from_dict(cls.config_class, config, where=where))
+
+
+__all__ = ["MODEL_KINDS", "GenerativeModel", "Phase", "VAE", "VAEConfig", "build_model"]

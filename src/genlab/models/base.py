@@ -1,0 +1,72 @@
+"""The contract between a model and THE training loop.
+
+A model is a network plus its objective. It tells the loop *what* to optimise as a list of
+phases; the loop decides *how* (device, precision, EMA, logging, checkpoints, resume).
+
+Each training step runs the phases in order. A phase names an optimizer, a loss function, and
+how often it runs. That one shape carries a VAE (one phase) and a GAN (a discriminator phase
+repeated n times per step, a generator phase, and lazy regularisation phases that run every
+k steps, as in StyleGAN2's G/D phases) with no special cases in the loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from genlab.config import TrainConfig
+
+# A loss function takes a batch (images as float in [0, 1] on the model's device, and labels or
+# None) and returns named scalars. The loop backpropagates "loss"; every entry is logged as
+# "<phase>/<name>".
+LossFunction = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # used in logs: "<name>/<key>"
+    optimizer: str  # a key of the dict returned by make_optimizers
+    loss: LossFunction
+    every: int = 1  # run on steps where step % every == 0 (lazy regularisation)
+    repeats: int = 1  # run this many times per step (e.g. n D updates per G update)
+    new_batch: bool = True  # draw a fresh batch, or reuse the one the previous phase drew
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.repeats < 1:
+            raise ValueError(f"phase {self.name!r}: every and repeats must be >= 1")
+
+
+class GenerativeModel(nn.Module):
+    """Base class: subclasses set ``kind`` and ``config_class`` and implement the methods below."""
+
+    kind: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.config.image_shape)  # type: ignore[return-value]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def training_phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """``n`` images as float in [0, 1], N×C×H×W; the same seed gives the same images."""
+        raise NotImplementedError
+
+    def noise_generator(self, seed: int | None) -> torch.Generator | None:
+        """A CPU generator for sampling noise, so seeded samples match across devices and never
+        touch the global RNG (which training resumes depend on)."""
+        return None if seed is None else torch.Generator().manual_seed(seed)

@@ -1,0 +1,233 @@
+"""Variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes", arXiv:1312.6114).
+
+encoder → q(z|x) = N(μ, σ²) → z = μ + σ·ε → decoder → p(x|z). Trained by maximising the evidence
+lower bound (ELBO); sampled by decoding z ~ N(0, I); scored by the importance-weighted bound (IWAE).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.config import TrainConfig, check_choice, check_positive
+from genlab.errors import ConfigError
+from genlab.models.base import GenerativeModel, Phase
+from genlab.nn import ConvDecoder, ConvEncoder
+
+LOG_2PI = math.log(2 * math.pi)
+Likelihood = Literal["bernoulli", "gaussian"]
+
+
+def reparameterize(mu: torch.Tensor, sigma: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """z = μ + σ·ε, ε ~ N(0, I) (Kingma & Welling 2014, §2.4, Eq. 10).
+
+    All randomness lives in ε, so z is a differentiable function of μ and σ and gradients of
+    the loss flow back into the encoder. Pass ``eps`` to make the draw explicit.
+    """
+    if eps is None:
+        eps = torch.randn_like(mu)
+    return mu + sigma * eps
+
+
+def kl_to_standard_normal(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) in nats, summed over the last dimension.
+
+    Closed form (Kingma & Welling 2014, Appendix B): −KL = ½ Σ_j (1 + log σ_j² − μ_j² − σ_j²).
+    """
+    return 0.5 * (mu.pow(2) + sigma.pow(2) - 1.0 - 2.0 * torch.log(sigma)).sum(-1)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last dimension."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+
+def bits_per_dim(log_likelihood: torch.Tensor, image_shape: tuple[int, ...]) -> torch.Tensor:
+    """Convert log p(x) in nats per image to bits per dimension: −log p(x) / (D · ln 2)."""
+    return -log_likelihood / (math.prod(image_shape) * math.log(2))
+
+
+class DiagonalGaussian:
+    """The posterior q(z|x) = N(μ, diag σ²): sample (reparameterized), mode, log-density and KL."""
+
+    def __init__(self, mu: torch.Tensor, sigma: torch.Tensor) -> None:
+        self.mean = mu
+        self.stddev = sigma
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        eps = None
+        if generator is not None:
+            eps = torch.randn(self.mean.shape, generator=generator).to(self.mean)
+        return reparameterize(self.mean, self.stddev, eps)
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x), summed over the latent dimension."""
+        standardized = (z - self.mean) / self.stddev
+        return (-0.5 * (standardized.pow(2) + LOG_2PI) - torch.log(self.stddev)).sum(-1)
+
+    def kl(self) -> torch.Tensor:
+        """KL(q ‖ N(0, I)) per item, in nats."""
+        return kl_to_standard_normal(self.mean, self.stddev)
+
+
+@dataclass
+class VAEConfig:
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    latent_dim: int = 16
+    channels: tuple[int, ...] = (32, 64)  # conv widths; each layer halves the resolution
+    hidden_dim: int = 256  # fully connected layer between the conv features and (μ, log σ²)
+    likelihood: Likelihood = "bernoulli"  # p(x|z): Bernoulli (BCE) or Gaussian (MSE)
+    binarize: bool = False  # dynamic binarization: train on x ~ Bernoulli(pixel) each step
+    gaussian_sigma: float = 0.1  # decoder σ for the Gaussian likelihood (initial value if learned)
+    learn_sigma: bool = False  # learn one shared decoder σ (Rybkin et al. 2021, "σ-VAE")
+    beta: float = 1.0  # weight of the KL term (β-VAE, Higgins et al. 2017, Eq. 4)
+
+    def __post_init__(self) -> None:
+        self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
+        self.channels = tuple(self.channels)
+        if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3):
+            raise ConfigError(f"image_shape must be (channels, height, width) with 1 or 3 channels, got {self.image_shape}")
+        check_positive("latent_dim", self.latent_dim)
+        check_positive("hidden_dim", self.hidden_dim)
+        check_positive("gaussian_sigma", self.gaussian_sigma)
+        check_positive("beta", self.beta, allow_zero=True)
+        check_choice("likelihood", self.likelihood, Likelihood)
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"channels must be a non-empty list of positive widths, got {self.channels}")
+        smallest = 2 ** len(self.channels)
+        if min(self.image_shape[1:]) < smallest:
+            raise ConfigError(
+                f"image_shape {self.image_shape} is too small for {len(self.channels)} downsampling layers "
+                f"(needs height and width >= {smallest}); use fewer channels entries"
+            )
+
+
+class VAE(GenerativeModel):
+    kind = "vae"
+    config_class = VAEConfig
+
+    def __init__(self, config: VAEConfig | None = None) -> None:
+        config = config or VAEConfig()
+        super().__init__(config)
+        channels, height, width = config.image_shape
+        self.encoder = ConvEncoder(channels, height, width, config.channels)
+        feature_shape = self.encoder.feature_shape
+        features = math.prod(feature_shape)
+        self.to_posterior = nn.Sequential(
+            nn.Flatten(), nn.Linear(features, config.hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(config.hidden_dim, 2 * config.latent_dim),
+        )
+        self.from_latent = nn.Sequential(
+            nn.Linear(config.latent_dim, config.hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(config.hidden_dim, features), nn.ReLU(inplace=True), nn.Unflatten(1, feature_shape),
+        )
+        self.decoder = ConvDecoder(channels, height, width, config.channels)
+        if config.likelihood == "gaussian":
+            log_sigma = torch.tensor(math.log(config.gaussian_sigma))
+            if config.learn_sigma:
+                self.log_sigma = nn.Parameter(log_sigma)
+            else:
+                self.register_buffer("log_sigma", log_sigma)
+
+    # ----- the model -----
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
+        """q(z|x) for images ``x`` in [0, 1]."""
+        mu, log_var = self.to_posterior(self.encoder(x)).chunk(2, dim=1)
+        # Clamped so exp() cannot overflow or vanish early in training.
+        return DiagonalGaussian(mu, torch.exp(0.5 * log_var.clamp(-30.0, 20.0)))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean μ(x): the usual deterministic code of an image."""
+        return self.posterior(x).mean
+
+    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.from_latent(z))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x|z): an image in [0, 1]."""
+        return torch.sigmoid(self.decoder_logits(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """Decode z ~ N(0, I) (the prior) into ``n`` images."""
+        z = torch.randn(n, self.config.latent_dim, generator=self.noise_generator(seed)).to(self.device)
+        return self.decode(z)
+
+    # ----- the objective -----
+    def reconstruction_nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """−log p(x|z) per image in nats, from the decoder's logits."""
+        if self.config.likelihood == "bernoulli":
+            # Bernoulli decoder (Kingma & Welling 2014, Appendix C.1): −log p = Σ BCE(logit, x).
+            return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        # Gaussian decoder N(x; mean, σ² I) with mean = sigmoid(logits) (Appendix C.2):
+        # −log p = Σ ½((x − mean)/σ)² + log σ + ½ log 2π.
+        log_sigma = self.log_sigma
+        squared = ((x - torch.sigmoid(logits)) * torch.exp(-log_sigma)).pow(2)
+        return (0.5 * squared + log_sigma + 0.5 * LOG_2PI).flatten(1).sum(1)
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Negative (β-)ELBO per image in nats: E_q[−log p(x|z)] + β·KL(q(z|x) ‖ N(0, I)).
+
+        Kingma & Welling 2014, Eq. 10 (one reparameterized sample, KL in closed form); β-VAE:
+        Higgins et al. 2017, Eq. 4. ``elbo`` is always the β = 1 bound, comparable across runs.
+        """
+        if self.config.binarize and self.training:
+            x = torch.bernoulli(x)  # dynamic binarization: a fresh binary image each time it is seen
+        posterior = self.posterior(x)
+        recon = self.reconstruction_nll(self.decoder_logits(posterior.sample()), x).mean()
+        kl = posterior.kl().mean()
+        return {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl, "elbo": -(recon + kl)}
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, num_samples: int = 1, *, seed: int | None = None,
+                       max_batch: int = 4096) -> torch.Tensor:
+        """Importance-weighted lower bound on log p(x) per image, in nats (Burda et al. 2016, Eq. 8):
+
+            L_k = E[log (1/k) Σ_i p(x, z_i) / q(z_i|x)],  z_i ~ q(z|x).
+
+        k = 1 is the (single-sample) ELBO; L_k ≤ L_{k+1} ≤ log p(x) (Burda et al. Theorem 1), so
+        −L_k is an upper bound on the negative log-likelihood. Decodes at most ``max_batch``
+        images at once.
+        """
+        if num_samples < 1:
+            raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+        generator = self.noise_generator(seed)
+        batch = x.shape[0]
+        posterior = self.posterior(x)
+        chunk = max(1, min(num_samples, max_batch // max(batch, 1)))
+        log_weights = []
+        for start in range(0, num_samples, chunk):
+            m = min(chunk, num_samples - start)
+            mu = posterior.mean.unsqueeze(1).expand(-1, m, -1)
+            sigma = posterior.stddev.unsqueeze(1).expand(-1, m, -1)
+            eps = torch.randn(mu.shape, generator=generator).to(mu) if generator else torch.randn_like(mu)
+            z = reparameterize(mu, sigma, eps)  # batch × m × latent
+            logits = self.decoder_logits(z.reshape(batch * m, -1))
+            targets = x.unsqueeze(1).expand(-1, m, *x.shape[1:]).reshape(batch * m, *x.shape[1:])
+            log_px_given_z = -self.reconstruction_nll(logits, targets).view(batch, m)
+            log_q = DiagonalGaussian(mu, sigma).log_prob(z)
+            log_weights.append(log_px_given_z + standard_normal_log_prob(z) - log_q)
+        return torch.logsumexp(torch.cat(log_weights, dim=1), dim=1) - math.log(num_samples)
+
+    @torch.no_grad()
+    def elbo(self, x: torch.Tensor) -> torch.Tensor:
+        """The ELBO per image in nats, with the KL term in closed form (lower variance than L_1)."""
+        posterior = self.posterior(x)
+        return -(self.reconstruction_nll(self.decoder_logits(posterior.sample()), x) + posterior.kl())
+
+    # ----- what the training loop needs -----
+    def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        return {"vae": torch.optim.Adam(self.parameters(), lr=train.lr)}
+
+    def training_phases(self) -> list[Phase]:
+        return [Phase("vae", optimizer="vae", loss=self.loss)]
