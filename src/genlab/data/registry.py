@@ -14,7 +14,7 @@ from genlab.data.cifar import CIFAR10_CLASSES, load_cifar10
 from genlab.data.dataset import Dataset
 from genlab.data.files import load_folder, load_npz
 from genlab.data.idx import read_idx
-from genlab.data.sources import fetch, find_local, mirror_urls
+from genlab.data.sources import fetch, find_local, mirror_bases
 from genlab.errors import DataError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -170,7 +170,9 @@ def load_dataset(
     spec = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
     if spec is not None:
         if split not in spec.splits:
-            raise DataError(f"dataset {spec.name!r} has no split {split!r}, expected one of {', '.join(spec.splits)}")
+            raise DataError(
+                f"dataset {spec.name!r} has no split {split!r}, expected one of {', '.join(spec.splits)}"
+            )
         paths = [
             fetch(spec.name, file.filename, file.sha256, spec.mirrors, allow_download=download, hint=spec.hint)
             for file in spec.files[split]
@@ -183,7 +185,10 @@ def load_dataset(
     if path.is_file() and path.suffix.lower() == ".npz":
         return resize_images(load_npz(path, name=str(name_or_path)), size)
     if path.is_file():
-        raise DataError(f"{path}: cannot load a dataset from a {path.suffix or 'suffix-less'} file, expected a folder of images or a .npz file")
+        raise DataError(
+            f"{path}: cannot load a dataset from a {path.suffix or 'suffix-less'} file, "
+            "expected a folder of images or a .npz file"
+        )
     raise DataError(
         f"unknown dataset {str(name_or_path)!r}: expected one of {', '.join(DATASETS)}, "
         "or the path of an existing image folder or .npz file"
@@ -226,7 +231,8 @@ def dataset_info(name: str) -> dict:
         "num_classes": len(spec.classes),
         "classes": list(spec.classes),
         "location": _location(spec),
-        "urls": [url for file in _unique_files(spec) for url in mirror_urls(spec.name, file.filename, spec.mirrors)],
+        "files": [file.filename for file in _unique_files(spec)],
+        "mirrors": mirror_bases(spec.name, spec.mirrors) if spec.files[spec.splits[0]] else [],
     }
 
 

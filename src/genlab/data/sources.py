@@ -1,13 +1,16 @@
 """Where dataset files come from: local folders first, then a verified download into the user cache.
 
-A file ``F`` of dataset ``NAME`` is looked for, in this order, as ``F`` or (for ``F.gz``) as the
-unzipped ``F`` in:
+A file ``F`` of dataset ``NAME`` (e.g. ``train-images-idx3-ubyte.gz`` of ``mnist``) is looked
+for, as it is or unzipped (``train-images-idx3-ubyte``), in these folders, in this order:
 
-1. ``$GENLAB_DATA/NAME/``                       your own copy (no checksum check)
+1. ``$GENLAB_DATA/NAME/``                       your own copy
 2. ``${XDG_CACHE_HOME:-~/.cache}/genlab/NAME/``  where downloads go
 3. ``/usr/share/datasets/NAME/``                 system packages, e.g. Debian's dataset-fashion-mnist
 
-If it is nowhere, it is downloaded into the user cache from the dataset's mirrors, checked
+Local copies are trusted as they are (an unzipped or re-gzipped copy could not match the
+download checksum anyway); the readers still check their format.
+
+If a file is nowhere, it is downloaded into the user cache from the dataset's mirrors, checked
 against its SHA-256 and moved into place atomically. ``GENLAB_MIRROR`` (one or more base URLs,
 separated by spaces or commas) replaces every dataset's official mirrors; files are then fetched
 from ``BASE/NAME/F``, the same layout as ``$GENLAB_DATA``, so ``python -m http.server`` run in a
@@ -59,11 +62,16 @@ def find_local(name: str, filename: str) -> Path | None:
     return None
 
 
-def mirror_urls(name: str, filename: str, mirrors: tuple[str, ...] | list[str]) -> list[str]:
-    """The URLs to try for ``filename``: ``$GENLAB_MIRROR/name/filename`` if set, else the official ones."""
+def mirror_bases(name: str, mirrors: tuple[str, ...] | list[str]) -> list[str]:
+    """The base URLs to download dataset ``name`` from: ``$GENLAB_MIRROR/name/`` if set, else ``mirrors``."""
     override = os.environ.get(MIRROR_ENV, "").replace(",", " ").split()
-    bases = [f"{base.rstrip('/')}/{name}/" for base in override] if override else list(mirrors)
-    return [base.rstrip("/") + "/" + filename for base in bases]
+    bases = [f"{base.rstrip('/')}/{name}" for base in override] if override else list(mirrors)
+    return [base.rstrip("/") + "/" for base in bases]
+
+
+def mirror_urls(name: str, filename: str, mirrors: tuple[str, ...] | list[str]) -> list[str]:
+    """The URLs to try, in order, for ``filename`` of dataset ``name``."""
+    return [base + filename for base in mirror_bases(name, mirrors)]
 
 
 def fetch(
@@ -84,21 +92,20 @@ def fetch(
     if found is not None:
         return found
     urls = mirror_urls(name, filename, mirrors)
-    failures = []
     if allow_download:
+        failures = []
         for url in urls:
             try:
                 return download(url, cache_dir(name) / filename, sha256)
             except DataError as error:
                 failures.append(str(error))
-    if not allow_download:
-        tried = f"download=False, so did not try {', '.join(urls) or 'any URL'}"
-    else:
         tried = "; ".join(failures) or "no download URL known"
+    else:
+        tried = f"download=False, so did not try {', '.join(urls) or 'any URL'}"
     looked = ", ".join(str(folder) for folder in search_dirs(name))
     raise DataError(
         f"dataset {name!r}: {filename} not found in {looked}; {tried}. "
-        f"To fix: put {filename} in ${DATA_ENV}/{name}/ (set {DATA_ENV}), "
+        f"To fix: set {DATA_ENV}=DIR and put {filename} in DIR/{name}/, "
         f"or set {MIRROR_ENV} to a reachable mirror{', or ' + hint if hint else ''}"
     )
 
@@ -107,8 +114,9 @@ def download(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
     """Download ``url`` to ``dest``, verifying its SHA-256; returns ``dest``.
 
     The bytes go to a temporary file next to ``dest``, which replaces ``dest`` only once the
-    checksum matches. On any failure (network, HTTP error, mismatch, Ctrl-C) the temporary file
-    and any folders this call created are removed and a DataError naming the URL is raised.
+    checksum matches. On any failure (network, HTTP error, mismatch, even Ctrl-C) the temporary
+    file and any folders this call created are removed; errors are raised as a one-line
+    DataError naming the URL.
     """
     dest = Path(dest)
     try:
