@@ -1,2 +1,23 @@
-"""genlab: train, sample, evaluate and apply generative image models."""
+"""genlab: train, sample, evaluate and apply generative image models, and measure what each is good at.
+
+    import genlab
+    train = genlab.load_dataset("fashion-mnist", split="train")
+    model = genlab.VAE(genlab.VAEConfig(image_shape=(1, 28, 28), latent_dim=16))
+    genlab.train(model, train, genlab.TrainConfig(epochs=5, out_dir="runs/vae"))
+    model = genlab.load("runs/vae")            # config.json + model.safetensors; no dataset needed
+    x = model.sample(64, seed=0)               # float in [0, 1], N×C×H×W
+"""
 __version__ = "0.1.0"
+
+from genlab.checkpoint import load
+from genlab.config import TrainConfig
+from genlab.data import Dataset, list_datasets, load_dataset
+from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError
+from genlab.models import VAE, VAEConfig
+from genlab.models.vae import reparameterize
+from genlab.training import train
+
+__all__ = [
+    "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GenlabError", "TrainConfig", "VAEConfig",
+    "__version__", "list_datasets", "load", "load_dataset", "reparameterize", "train",
+]

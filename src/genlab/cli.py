@@ -1,0 +1,235 @@
+"""The `genlab` command: a thin layer over the public API.
+
+Errors caused by input (files, options, checkpoints) print one line and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from genlab.errors import DataError, GenlabError
+
+EXAMPLES = """examples:
+  genlab demo                                          # a VAE on the bundled Fashion-MNIST subset, ~1 minute
+  genlab train vae --data fashion-mnist --epochs 10 --out runs/vae
+  genlab train vae --data fashion-mnist --epochs 20 --out runs/vae --resume
+  genlab sample runs/vae -n 64 --seed 0 -o samples.png
+  genlab reconstruct runs/vae -o recon.png
+  genlab interpolate runs/vae --steps 10 -o morph.png --gif morph.gif
+  genlab data list
+"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default, except the uninformative None and False."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, argparse.SUPPRESS) and action.default is not False and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text.strip()
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 32,64, got {text!r}") from None
+    return values
+
+
+def _subparser(**kwargs) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(**{"formatter_class": _HelpFormatter, **kwargs})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genlab", description="Train, sample and explore generative image models.",
+                                     epilog=EXAMPLES, formatter_class=_HelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_subparser)
+
+    train = commands.add_parser("train", help="train a model")
+    kinds = train.add_subparsers(dest="kind", required=True, metavar="MODEL", parser_class=_subparser)
+    vae = kinds.add_parser("vae", help="a convolutional variational autoencoder")
+    data = vae.add_argument_group("data")
+    data.add_argument("--data", default="fashion-mnist", help="dataset name (see `genlab data list`), image folder or .npz")
+    data.add_argument("--split", default="train", help="which split of a named dataset")
+    data.add_argument("--image-size", type=int, default=None, metavar="N", help="resize images to N×N")
+    model = vae.add_argument_group("model")
+    model.add_argument("--latent-dim", type=int, default=16, metavar="N", help="size of the code z")
+    model.add_argument("--channels", type=_int_list, default="32,64", metavar="W,W", help="conv widths, each halving the resolution")
+    model.add_argument("--hidden-dim", type=int, default=256, metavar="N", help="fully connected layer between convs and code")
+    model.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli", help="p(x|z): BCE or MSE")
+    model.add_argument("--binarize", action="store_true", help="dynamic binarization of training images")
+    model.add_argument("--gaussian-sigma", type=float, default=0.1, metavar="S", help="decoder σ for --likelihood gaussian")
+    model.add_argument("--learn-sigma", action="store_true", help="learn the Gaussian decoder's σ")
+    model.add_argument("--beta", type=float, default=1.0, metavar="B", help="KL weight (β-VAE)")
+    _add_training_options(vae)
+
+    sample = commands.add_parser("sample", help="write a grid of samples from a trained run")
+    sample.add_argument("run", help="run directory")
+    sample.add_argument("-n", type=int, default=64, help="number of samples")
+    sample.add_argument("--seed", type=int, default=0, help="the same seed gives the same samples")
+    sample.add_argument("-o", "--output", default="samples.png", help="PNG grid to write")
+
+    reconstruct = commands.add_parser("reconstruct", help="originals above their reconstructions")
+    reconstruct.add_argument("run", help="run directory")
+    _add_image_source(reconstruct)
+    reconstruct.add_argument("-n", type=int, default=16, help="number of images")
+    reconstruct.add_argument("-o", "--output", default="reconstructions.png", help="PNG to write")
+
+    interpolate = commands.add_parser("interpolate", help="morph between two images through the latent space")
+    interpolate.add_argument("run", help="run directory")
+    _add_image_source(interpolate)
+    interpolate.add_argument("--from-index", type=int, default=None, help="index of the first image (default: a sneaker)")
+    interpolate.add_argument("--to-index", type=int, default=None, help="index of the second image (default: an ankle boot)")
+    interpolate.add_argument("--steps", type=int, default=10, help="frames, endpoints included")
+    interpolate.add_argument("--method", choices=["slerp", "lerp"], default="slerp", help="spherical or straight path")
+    interpolate.add_argument("-o", "--output", default="morph.png", help="PNG strip")
+    interpolate.add_argument("--gif", default=None, help="also write a looping GIF here")
+
+    data_cmd = commands.add_parser("data", help="list or describe datasets")
+    data_sub = data_cmd.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_subparser)
+    data_sub.add_parser("list", help="the named datasets and where they are")
+    info = data_sub.add_parser("info", help="one dataset: splits, shape, classes, location")
+    info.add_argument("name", help="a dataset name from `genlab data list`")
+
+    demo = commands.add_parser("demo", help="train on the bundled subset and write pictures (about a minute)")
+    demo.add_argument("--out", default="demo", help="folder for the pictures")
+    demo.add_argument("--epochs", type=int, default=12, help="training epochs on the 6000-image subset")
+    demo.add_argument("--seed", type=int, default=0, help="for training and sampling")
+    return parser
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (checkpoints, samples, metrics)")
+    group.add_argument("--epochs", type=int, default=10, metavar="N", help="passes over the data (total, also when resuming)")
+    group.add_argument("--batch-size", type=int, default=128, metavar="N", help="images per step")
+    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    group.add_argument("--seed", type=int, default=0, help="weight init, data order, noise")
+    group.add_argument("--ema", type=float, default=None, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    group.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 runs forward passes under autocast")
+    group.add_argument("--log-every", type=int, default=50, metavar="STEPS", help="steps between metric rows")
+    group.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="steps between checkpoints (0: every epoch)")
+    group.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    group.add_argument("--dry-run", action="store_true", help="two steps only: check that everything fits together")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_image_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None, help="dataset to take images from (default: the run's own dataset)")
+    parser.add_argument("--split", default="test", help="which split of a named dataset")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GenlabError as error:
+        print(f"genlab: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"genlab: {interrupt or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import genlab
+
+    dataset = genlab.load_dataset(args.data, split=args.split, image_size=args.image_size)
+    torch.manual_seed(args.seed)  # weight initialisation
+    model = genlab.VAE(genlab.VAEConfig(
+        image_shape=dataset.image_shape, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden_dim,
+        likelihood=args.likelihood, binarize=args.binarize, gaussian_sigma=args.gaussian_sigma,
+        learn_sigma=args.learn_sigma, beta=args.beta,
+    ))
+    config = genlab.TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, out_dir=args.out, device=args.device,
+        precision=args.precision, ema_decay=args.ema, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+        max_steps=2 if args.dry_run else None, progress=not args.no_progress,
+    )
+    genlab.train(model, dataset, config, resume=args.resume)
+    print(f"Run written to {args.out}: config.json, model.safetensors, metrics.csv, samples/, loss.png")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from genlab import load
+    from genlab.visuals import write_samples
+
+    print(write_samples(load(args.run), args.output, n=args.n, seed=args.seed))
+    return 0
+
+
+def _images_for(args: argparse.Namespace):
+    """The dataset a reconstruct/interpolate command takes its images from."""
+    from genlab.checkpoint import read_run_config
+    from genlab.data import load_dataset
+
+    name = args.data or read_run_config(args.run).get("dataset", {}).get("name")
+    try:
+        return load_dataset(name, split=args.split)
+    except DataError as error:
+        if args.data:
+            raise
+        raise DataError(f"cannot load the run's dataset {name!r} ({error}); pass --data NAME_OR_PATH") from None
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from genlab import load
+    from genlab.visuals import write_reconstructions
+
+    dataset = _images_for(args)
+    print(write_reconstructions(load(args.run), dataset.float_images(slice(0, args.n)), args.output))
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from genlab import load
+    from genlab.demo import pick_pair
+    from genlab.visuals import morph, write_morph
+
+    dataset = _images_for(args)
+    default_from, default_to = pick_pair(dataset)
+    a = default_from if args.from_index is None else args.from_index
+    b = default_to if args.to_index is None else args.to_index
+    for option, index in (("--from-index", a), ("--to-index", b)):
+        if not 0 <= index < len(dataset):
+            raise DataError(f"{option} {index} is out of range for {dataset.name!r} ({len(dataset)} images)")
+    frames = morph(load(args.run), dataset.float_images([a])[0], dataset.float_images([b])[0], args.steps, args.method)
+    for path in write_morph(frames, args.output, args.gif):
+        print(path)
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from genlab.data import dataset_info, list_datasets
+
+    if args.action == "list":
+        for entry in list_datasets():
+            print(f"{entry['name']:<20} {entry.get('description', '')}  [{entry.get('location', '')}]")
+    else:
+        print(json.dumps(dataset_info(args.name), indent=2, default=str))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from genlab.demo import run_demo
+
+    written = run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    print(f"\nThe demo wrote to {Path(args.out).resolve()}:")
+    for name, path in written.items():
+        print(f"  {name:<16} {path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate,
+            "data": cmd_data, "demo": cmd_demo}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Pictures of a trained model: sample grids, reconstructions and morphs (PNG strips and GIFs).
+
+Shared by the CLI and the demo so that every picture genlab writes is made one way.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from genlab.errors import ConfigError
+from genlab.images import make_grid, save_gif, save_image
+from genlab.latent import interpolation_path
+from genlab.models.base import GenerativeModel
+
+
+def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, seed: int | None = 0, scale: int = 2) -> Path:
+    """A grid of ``n`` samples from the prior."""
+    return save_image(model.sample(n, seed=seed), path, scale=scale)
+
+
+@torch.no_grad()
+def write_reconstructions(model: GenerativeModel, images: torch.Tensor, path: str | os.PathLike, scale: int = 2) -> Path:
+    """Originals (top row of each pair) above their reconstructions, in rows of up to 8."""
+    if not hasattr(model, "reconstruct"):
+        raise ConfigError(f"a {model.kind} model has no encoder, so it cannot reconstruct images")
+    images = images.to(model.device)
+    recon = model.reconstruct(images)
+    per_row = min(8, len(images))
+    rows = []
+    for start in range(0, len(images), per_row):
+        rows += [images[start:start + per_row], recon[start:start + per_row]]
+    rows = [torch.cat([r, torch.ones_like(images[: per_row - len(r)])]) if len(r) < per_row else r for r in rows]
+    return save_image(torch.cat(rows), path, nrow=per_row, scale=scale)
+
+
+@torch.no_grad()
+def morph(model: GenerativeModel, image_from: torch.Tensor, image_to: torch.Tensor, steps: int = 10,
+          method: Literal["lerp", "slerp"] = "slerp") -> torch.Tensor:
+    """Decode a path between the codes of two images: ``steps`` frames, endpoints included."""
+    if not hasattr(model, "encode"):
+        raise ConfigError(f"a {model.kind} model has no encoder; morphing between images needs one")
+    if steps < 2:
+        raise ConfigError(f"steps must be >= 2, got {steps}")
+    codes = model.encode(torch.stack([image_from, image_to]).to(model.device))
+    return model.decode(interpolation_path(codes[0], codes[1], steps, method=method))
+
+
+def write_morph(frames: torch.Tensor, png: str | os.PathLike | None, gif: str | os.PathLike | None = None,
+                scale: int = 3) -> list[Path]:
+    """A one-row PNG strip and/or a looping GIF of ``frames``."""
+    written = []
+    if png is not None:
+        written.append(save_image(make_grid(frames.cpu(), nrow=len(frames)), png, scale=scale))
+    if gif is not None:
+        written.append(save_gif(list(frames.cpu()), gif, duration_ms=100, boomerang=True, scale=scale))
+    return written

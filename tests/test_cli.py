@@ -1,0 +1,132 @@
+"""The `genlab` command end to end, on tiny data and tiny models."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genlab import load
+from genlab.cli import main
+
+TINY = ["--latent-dim", "4", "--channels", "8,16", "--hidden-dim", "32", "--batch-size", "32", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    """384 Fashion-MNIST-mini images as an .npz: a path dataset, as users bring their own."""
+    from genlab.data import load_dataset
+
+    mini = load_dataset("fashion-mnist-mini", split="test")
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, images=mini.images[:384, 0].numpy(), labels=mini.labels[:384].numpy(), classes=np.array(mini.classes))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_npz):
+    run = tmp_path_factory.mktemp("runs") / "vae"
+    assert main(["train", "vae", "--data", str(tiny_npz), "--epochs", "2", "--out", str(run), *TINY]) == 0
+    return run
+
+
+def test_train_writes_a_loadable_run(tiny_run):
+    for name in ("config.json", "model.safetensors", "metrics.csv", "samples/epoch_002.png"):
+        assert (tiny_run / name).is_file(), name
+    model = load(tiny_run)
+    assert model.config.latent_dim == 4 and model.config.channels == (8, 16)
+
+
+def test_resume_extends_a_run(tiny_run, tiny_npz, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    assert main(["train", "vae", "--data", str(tiny_npz), "--epochs", "3", "--out", str(run), "--resume", *TINY]) == 0
+    assert (run / "samples" / "epoch_003.png").is_file()
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2  # the run's original config
+
+
+def test_sample_reconstruct_interpolate(tiny_run, tiny_npz, tmp_path):
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(tiny_run), "-n", "9", "--seed", "1", "-o", str(grid)]) == 0
+    assert Image.open(grid).size[0] > 28 * 3
+    recon = tmp_path / "recon.png"
+    assert main(["reconstruct", str(tiny_run), "--data", str(tiny_npz), "-n", "8", "-o", str(recon)]) == 0
+    assert recon.is_file()
+    strip, gif = tmp_path / "morph.png", tmp_path / "morph.gif"
+    assert main(["interpolate", str(tiny_run), "--data", str(tiny_npz), "--steps", "6", "-o", str(strip), "--gif", str(gif)]) == 0
+    with Image.open(gif) as image:
+        assert image.n_frames == 2 * 6 - 2  # boomerang
+    with Image.open(strip) as image:
+        assert image.size[0] > 5 * image.size[1]  # one row of 6 frames
+
+
+def test_same_seed_same_samples(tiny_run, tmp_path):
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    main(["sample", str(tiny_run), "-n", "4", "--seed", "3", "-o", str(a)])
+    main(["sample", str(tiny_run), "-n", "4", "--seed", "3", "-o", str(b)])
+    main(["sample", str(tiny_run), "-n", "4", "--seed", "4", "-o", str(c)])
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "vae", "--data", "no-such-set", "--out", "x"], "unknown dataset"),
+        (["sample", "no/such/run"], "run directory not found"),
+        (["data", "info", "imagenet"], "unknown dataset"),
+        (["train", "vae", "--data", "fashion-mnist-mini", "--out", "x", "--epochs", "0"], "epochs"),
+        (["train", "vae", "--data", "fashion-mnist-mini", "--out", "x", "--device", "cuda:0"], "cuda"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_interpolate_index_out_of_range(tiny_run, tiny_npz, capsys):
+    assert main(["interpolate", str(tiny_run), "--data", str(tiny_npz), "--from-index", "100000"]) == 2
+    assert "out of range" in capsys.readouterr().err
+
+
+def test_data_list_and_info(capsys):
+    assert main(["data", "list"]) == 0
+    assert "fashion-mnist-mini" in capsys.readouterr().out
+    assert main(["data", "info", "fashion-mnist-mini"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == {"train": 6000, "test": 1000}
+
+
+def test_help_reads_well():
+    result = subprocess.run([sys.executable, "-m", "genlab", "train", "vae", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--latent-dim" in result.stdout and "(default: 16)" in result.stdout
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_npz, tmp_path):
+    run = tmp_path / "interrupted"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "genlab", "train", "vae", "--data", str(tiny_npz), "--epochs", "1000", "--out", str(run),
+         "--log-every", "1", *TINY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.time() + 60
+    while not (run / "metrics.csv").exists() or len((run / "metrics.csv").read_text().splitlines()) < 3:
+        assert time.time() < deadline and process.poll() is None, process.stderr.read() if process.poll() is not None else "timeout"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    model = load(run)
+    state = json.loads((run / "config.json").read_text())
+    assert state["model"]["kind"] == "vae" and model is not None
+    assert main(["train", "vae", "--data", str(tiny_npz), "--epochs", "1", "--out", str(run), "--resume", *TINY]) == 0

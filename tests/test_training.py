@@ -1,0 +1,236 @@
+"""The one training loop: learning, checkpoints, resume, atomicity, and the phase contract."""
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import genlab.checkpoint as checkpoint
+from genlab.config import TrainConfig, config_from_dict, config_to_dict
+from genlab.errors import CheckpointError, ConfigError
+from genlab.models import VAE, VAEConfig
+from genlab.models.base import GenerativeModel, Phase
+from genlab.training import train
+
+SMALL = dict(image_shape=(1, 16, 16), latent_dim=4, channels=(8, 16), hidden_dim=32)
+
+
+def small_vae(seed: int = 0) -> VAE:
+    torch.manual_seed(seed)
+    return VAE(VAEConfig(**SMALL))
+
+
+def config(tmp_path, name="run", **overrides) -> TrainConfig:
+    values = dict(epochs=2, batch_size=16, lr=2e-3, out_dir=str(tmp_path / name), log_every=2, progress=False,
+                  tensorboard=False, num_sample_images=16)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def read_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_loss_falls_and_run_dir_is_complete(tmp_path, blobs):
+    model = small_vae()
+    cfg = config(tmp_path, epochs=6)
+    train(model, blobs, cfg)
+    rows = read_rows(tmp_path / "run" / "metrics.csv")
+    first, last = float(rows[0]["vae/loss"]), float(rows[-1]["vae/loss"])
+    assert last < 0.8 * first
+    run = tmp_path / "run"
+    for name in ("config.json", "model.safetensors", "training_state.safetensors", "loss.png", "samples/epoch_001.png", "samples/epoch_006.png"):
+        assert (run / name).is_file(), name
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["kind"] == "vae" and saved["dataset"]["image_shape"] == [1, 16, 16]
+    assert saved["train"]["epochs"] == 6 and saved["genlab_version"]
+
+
+def test_checkpoint_round_trip_needs_no_dataset(tmp_path, blobs):
+    model = train(small_vae(), blobs, config(tmp_path, epochs=1))
+    loaded = checkpoint.load(tmp_path / "run")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    assert torch.equal(model.sample(4, seed=3), loaded.sample(4, seed=3))
+    assert loaded.config == model.config and not loaded.training
+
+
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, blobs, ema_decay):
+    # 96 images / 16 = 6 batches per epoch; stop at step 8 (mid-epoch 2), resume to the end.
+    full = train(small_vae(), blobs, config(tmp_path, "full", epochs=3, ema_decay=ema_decay))
+    train(small_vae(), blobs, config(tmp_path, "split", epochs=3, ema_decay=ema_decay, max_steps=8))
+    resumed = train(small_vae(seed=99), blobs, config(tmp_path, "split", epochs=3, ema_decay=ema_decay), resume=True)
+    for name, tensor in full.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+    full_state = load_file(tmp_path / "full" / "training_state.safetensors")
+    split_state = load_file(tmp_path / "split" / "training_state.safetensors")
+    assert full_state.keys() == split_state.keys()
+    for name in full_state:
+        assert torch.equal(full_state[name], split_state[name]), name
+    steps = [int(r["step"]) for r in read_rows(tmp_path / "split" / "metrics.csv")]
+    assert steps == sorted(set(steps)) == [int(r["step"]) for r in read_rows(tmp_path / "full" / "metrics.csv")]
+
+
+def test_a_crash_mid_run_loses_at_most_one_checkpoint_interval(tmp_path, blobs, monkeypatch):
+    """A run that dies inside step 10 resumes from its step-8 checkpoint to the same end."""
+    full = train(small_vae(), blobs, config(tmp_path, "full", epochs=2))
+
+    class Crash(Exception):
+        pass
+
+    real_loss, calls = VAE.loss, {"n": 0}
+
+    def loss_that_crashes_on_the_tenth_call(self, x, labels=None):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise Crash()
+        return real_loss(self, x, labels)
+
+    monkeypatch.setattr(VAE, "loss", loss_that_crashes_on_the_tenth_call)
+    with pytest.raises(Crash):
+        train(small_vae(), blobs, config(tmp_path, "crashed", epochs=2, checkpoint_every=4))
+    monkeypatch.undo()
+    assert load_file(tmp_path / "crashed" / "model.safetensors") is not None
+    resumed = train(small_vae(), blobs, config(tmp_path, "crashed", epochs=2), resume=True)
+    for name, tensor in full.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+    steps = [int(r["step"]) for r in read_rows(tmp_path / "crashed" / "metrics.csv")]
+    assert steps == sorted(set(steps))
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, blobs, monkeypatch):
+    cfg = config(tmp_path, epochs=1)
+    train(small_vae(), blobs, cfg)
+    run = tmp_path / "run"
+    before = {name: (run / name).read_bytes() for name in ("model.safetensors", "training_state.safetensors")}
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        train(small_vae(), blobs, config(tmp_path, epochs=2), resume=True)
+    monkeypatch.undo()
+    for name, data in before.items():
+        assert (run / name).read_bytes() == data
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    checkpoint.load(run)  # still loadable
+
+
+def test_existing_run_is_not_overwritten_and_resume_needs_a_run(tmp_path, blobs):
+    train(small_vae(), blobs, config(tmp_path, epochs=1))
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        train(small_vae(), blobs, config(tmp_path, epochs=1))
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(small_vae(), blobs, config(tmp_path, "empty", epochs=1), resume=True)
+    with pytest.raises(CheckpointError, match="different model config"):
+        torch.manual_seed(0)
+        train(VAE(VAEConfig(**{**SMALL, "latent_dim": 5})), blobs, config(tmp_path, epochs=2), resume=True)
+
+
+def test_model_and_data_shapes_must_agree(tmp_path, blobs):
+    with pytest.raises(ConfigError, match="shape"):
+        train(VAE(VAEConfig(image_shape=(1, 28, 28))), blobs, config(tmp_path))
+
+
+def test_ema_weights_are_what_gets_saved_and_returned(tmp_path, blobs):
+    model = train(small_vae(), blobs, config(tmp_path, epochs=1, ema_decay=0.5))
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    state = load_file(tmp_path / "run" / "training_state.safetensors")
+    name = "encoder.net.0.weight"
+    assert torch.equal(saved[name], state[f"ema/{name}"])
+    assert not torch.equal(saved[name], state[f"model/{name}"])
+    assert torch.equal(model.state_dict()[name], saved[name])
+
+
+def test_diverging_loss_stops_with_a_clear_error(tmp_path, blobs):
+    from genlab.training import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        train(small_vae(), blobs, config(tmp_path, lr=1e6, epochs=3))
+
+
+def test_corrupt_weights_are_a_clear_error(tmp_path, blobs):
+    train(small_vae(), blobs, config(tmp_path, epochs=1))
+    (tmp_path / "run" / "model.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        checkpoint.load(tmp_path / "run")
+    with pytest.raises(CheckpointError, match="not found"):
+        checkpoint.load(tmp_path / "nowhere")
+
+
+def test_optimizer_state_round_trips_without_pickle():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1, betas=(0.8, 0.9))
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    tensors, meta = checkpoint.optimizer_to_tensors("g", optimizer)
+    meta = json.loads(json.dumps(meta))  # as stored in the safetensors header
+    fresh = torch.optim.Adam(model.parameters(), lr=0.1)
+    fresh.load_state_dict(checkpoint.optimizer_from_tensors("g", tensors, meta))
+    assert fresh.param_groups[0]["betas"] == [0.8, 0.9] or tuple(fresh.param_groups[0]["betas"]) == (0.8, 0.9)
+    for a, b in zip(optimizer.state.values(), fresh.state.values()):
+        for key in a:
+            assert torch.equal(a[key], b[key])
+
+
+def test_train_config_round_trips_and_validates():
+    cfg = TrainConfig(epochs=3, ema_decay=0.99)
+    assert config_from_dict(TrainConfig, json.loads(json.dumps(config_to_dict(cfg)))) == cfg
+    with pytest.raises(ConfigError, match="unknown option"):
+        config_from_dict(TrainConfig, {"epoch": 3})
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp8")
+    vae = VAEConfig(channels=(8, 16))
+    assert config_from_dict(VAEConfig, json.loads(json.dumps(config_to_dict(vae)))) == vae
+
+
+@dataclass
+class TwoPlayerConfig:
+    image_shape: tuple = (1, 16, 16)
+
+
+class TwoPlayer(GenerativeModel):
+    """A GAN-shaped schedule: D three times per step on fresh batches, G on D's last batch,
+    and a regulariser every second step. Records what the loop did."""
+
+    kind = "two-player"
+    config_class = TwoPlayerConfig
+
+    def __init__(self):
+        super().__init__(TwoPlayerConfig())
+        self.d = torch.nn.Linear(256, 1)
+        self.g = torch.nn.Linear(4, 256)
+        self.calls = []
+
+    def make_optimizers(self, train):
+        return {"D": torch.optim.SGD(self.d.parameters(), lr=0.01), "G": torch.optim.SGD(self.g.parameters(), lr=0.01)}
+
+    def training_phases(self):
+        def record(name):
+            def loss(x, labels):
+                self.calls.append((name, x.shape[0], float(x.sum())))
+                fake = self.g(torch.randn(x.shape[0], 4))
+                return {"loss": self.d(fake).mean() + self.d(x.flatten(1)).mean()}
+            return loss
+        return [Phase("D", "D", record("D"), repeats=3), Phase("G", "G", record("G"), new_batch=False),
+                Phase("D_reg", "D", record("D_reg"), every=2)]
+
+    def sample(self, n, seed=None):
+        return torch.sigmoid(self.g(torch.randn(n, 4, generator=self.noise_generator(seed)))).view(n, 1, 16, 16)
+
+
+def test_phase_contract_carries_several_optimizers_repeats_and_lazy_steps(tmp_path, blobs):
+    model = TwoPlayer()
+    train(model, blobs, config(tmp_path, epochs=1, batch_size=8, max_steps=4, num_sample_images=0))
+    names = [c[0] for c in model.calls]
+    assert names == ["D", "D", "D", "G", "D_reg", "D", "D", "D", "G"] * 2
+    assert model.calls[2][2] == model.calls[3][2]  # G reuses D's last batch
+    assert model.calls[0][2] != model.calls[1][2]  # D draws fresh batches
+    rows = read_rows(tmp_path / "run" / "metrics.csv")
+    assert {"D/loss", "G/loss", "D_reg/loss"} <= set(rows[0])
