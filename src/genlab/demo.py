@@ -53,14 +53,14 @@ def run_demo(out_dir: str | Path = "demo", *, epochs: int = 12, data: str = "fas
     with torch.no_grad():
         x = test_set.float_images()
         elbo = model.elbo(x).mean().item()
-        iwae = model.log_likelihood(x[:200], num_samples=100, seed=seed).mean().item()
+        iwae = torch.cat([model.log_likelihood(part, num_samples=100, seed=seed) for part in x.split(250)]).mean().item()
     summary = {
         "dataset": test_set.name, "test_images": len(test_set), "epochs": epochs,
         "test_elbo_nats": round(elbo, 2), "test_elbo_bits_per_dim": round(bits_per_dim(torch.tensor(elbo), model.image_shape).item(), 4),
-        "iwae_k100_nats_first_200": round(iwae, 2), "seconds": round(time.perf_counter() - started, 1),
+        "test_iwae_k100_nats": round(iwae, 2), "seconds": round(time.perf_counter() - started, 1),
     }
     written["summary"] = out / "summary.json"
     written["summary"].write_text(json.dumps(summary, indent=2) + "\n")
     log(f"Test ELBO {elbo:.1f} nats/image ({summary['test_elbo_bits_per_dim']} bits/dim, Bernoulli on grey levels); "
-        f"IWAE(k=100) {iwae:.1f} nats on the first 200 test images")
+        f"IWAE(k=100) {iwae:.1f} nats/image, on the {len(test_set)} test images")
     return written

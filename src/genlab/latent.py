@@ -28,16 +28,17 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor, eps: float 
     through the low-density centre (White 2016, "Sampling Generative Networks", §2.2).
     Where a and b are (anti)parallel, Ω is 0 or π and the formula is undefined: lerp is used.
     """
+    dtype = a.dtype
+    a, b = a.double(), b.double()  # the angle of nearly (anti)parallel codes needs the precision
     t = _steps(t, a)
     a_unit = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)
     b_unit = b / b.norm(dim=-1, keepdim=True).clamp_min(eps)
-    cos = (a_unit * b_unit).sum(-1, keepdim=True).clamp(-1.0, 1.0)
-    omega = torch.arccos(cos)
+    omega = torch.arccos((a_unit * b_unit).sum(-1, keepdim=True).clamp(-1.0, 1.0))
     sin = torch.sin(omega)
-    degenerate = sin.abs() < 1e-5
+    degenerate = sin.abs() < 1e-6
     safe_sin = torch.where(degenerate, torch.ones_like(sin), sin)
     spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / safe_sin
-    return torch.where(degenerate, (1 - t) * a + t * b, spherical)
+    return torch.where(degenerate, (1 - t) * a + t * b, spherical).to(dtype)
 
 
 def interpolation_path(z_from: torch.Tensor, z_to: torch.Tensor, steps: int,

@@ -42,7 +42,7 @@ def _smooth(values: list[float], window: int) -> list[float]:
 
 def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, columns: list[str] | None = None,
                  x: str = "step", title: str | None = None) -> Path:
-    """One PNG of the logged curves: one panel per phase ("vae/recon" and "vae/kl" share "vae").
+    """One PNG of the logged curves, one panel (with its own scale) per column.
 
     Raw values are drawn faintly with a moving average on top when there are many points.
     """
@@ -60,23 +60,21 @@ def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, colum
         raise DataError(f"{csv_path}: no column(s) {', '.join(missing)}")
     if not names or len(data[x]) < 2:
         raise DataError(f"{csv_path}: fewer than two rows, nothing to plot")
-    panels: dict[str, list[str]] = {}
-    for name in names:
-        panels.setdefault(name.split("/", 1)[0] if "/" in name else name, []).append(name)
-    figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.6 * len(panels)), squeeze=False, sharex=True)
+    columns_per_row = 2 if len(names) > 1 else 1
+    rows = math.ceil(len(names) / columns_per_row)
+    figure, axes = plt.subplots(rows, columns_per_row, figsize=(5 * columns_per_row, 2.6 * rows), squeeze=False)
     window = max(1, len(data[x]) // 20)
-    for axis, (panel, members) in zip(axes[:, 0], panels.items()):
-        for name in members:
-            label = name.split("/", 1)[-1]
-            if window > 1:
-                line, = axis.plot(data[x], data[name], alpha=0.25, linewidth=0.8)
-                axis.plot(data[x], _smooth(data[name], window), color=line.get_color(), label=label)
-            else:
-                axis.plot(data[x], data[name], label=label)
-        axis.set_title(panel, fontsize=10, loc="left")
+    for axis, name in zip(axes.flat, names):
+        if window > 1:  # raw values faintly, a moving average on top
+            line, = axis.plot(data[x], data[name], alpha=0.3, linewidth=0.8)
+            axis.plot(data[x], _smooth(data[name], window), color=line.get_color())
+        else:
+            axis.plot(data[x], data[name])
+        axis.set_title(name, fontsize=10, loc="left")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-    axes[-1, 0].set_xlabel(x)
+        axis.set_xlabel(x, fontsize=8)
+    for axis in list(axes.flat)[len(names):]:
+        axis.set_visible(False)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

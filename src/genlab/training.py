@@ -13,6 +13,7 @@ import contextlib
 import csv
 import math
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -257,7 +258,8 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
     started = time.perf_counter()
     saved_step = step
     bar = tqdm(total=config.epochs * sampler.batches_per_epoch, initial=sampler.epoch * sampler.batches_per_epoch + sampler.position,
-               unit="batch", disable=not config.progress, dynamic_ncols=True, desc=f"{model.kind} → {run_dir}")
+               unit="batch", disable=not config.progress, dynamic_ncols=True, desc=f"{model.kind} → {run_dir}",
+               mininterval=0.1 if sys.stderr.isatty() else 10.0)  # a log file gets a line every 10 s, not a flood
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - started
@@ -327,7 +329,10 @@ def _log(log: MetricsLog, running: RunningMeans, bar: Any, step: int, sampler: B
         )
     epoch = sampler.epoch + sampler.position / sampler.batches_per_epoch
     log.write({"step": step, "epoch": round(epoch, 4), **means, "time": round(elapsed, 2)})
-    bar.set_postfix({name.split("/", 1)[-1] if len(means) < 4 else name: f"{v:.4g}" for name, v in means.items()}, refresh=False)
+    phases = {name.split("/", 1)[0] for name in means}
+    # With one phase its name is noise; with several (D, G, ...) it is the point.
+    shown = {(name.split("/", 1)[1] if len(phases) == 1 else name): value for name, value in means.items()}
+    bar.set_postfix({name: f"{value:.4g}" for name, value in shown.items()}, refresh=False)
 
 
 def _write_sample_grid(model: GenerativeModel, ema: EMA | None, config: TrainConfig, path: Path) -> None:

@@ -1,0 +1,82 @@
+import pytest
+import torch
+from PIL import Image
+
+from genlab.errors import ConfigError, DataError
+from genlab.images import concat_images, make_grid, read_image, resize, save_gif, save_image, to_uint8
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_round_trip_is_exact(tmp_path, channels):
+    torch.manual_seed(channels)
+    pixels = torch.randint(0, 256, (channels, 9, 7), dtype=torch.uint8)
+    path = save_image(pixels.float() / 255, tmp_path / "x.png")
+    assert torch.equal(read_image(path), pixels)
+
+
+def test_grid_geometry_and_tile_order():
+    images = torch.stack([torch.full((1, 4, 5), i / 10) for i in range(7)])
+    grid = make_grid(images, nrow=3, padding=2, pad_value=1.0)
+    assert grid.shape == (1, 3 * (4 + 2) + 2, 3 * (5 + 2) + 2)
+    for index in range(7):
+        row, col = divmod(index, 3)
+        top, left = 2 + row * 6, 2 + col * 7
+        assert torch.all(grid[:, top:top + 4, left:left + 5] == index / 10)
+    assert torch.all(grid[:, 0, :] == 1.0)  # padding
+    assert torch.all(grid[:, 14:18, 16:21] == 1.0)  # the unused 9th tile
+
+
+def test_rgba_is_composited_on_black_and_gray_is_detected(tmp_path):
+    rgba = Image.new("RGBA", (4, 4), (200, 100, 50, 0))
+    rgba.putpixel((0, 0), (200, 100, 50, 255))
+    rgba.save(tmp_path / "a.png")
+    image = read_image(tmp_path / "a.png")
+    assert image.shape == (3, 4, 4)
+    assert image[:, 0, 0].tolist() == [200, 100, 50] and image[:, 1, 1].tolist() == [0, 0, 0]
+    Image.new("L", (5, 6), 77).save(tmp_path / "g.png")
+    assert read_image(tmp_path / "g.png").shape == (1, 6, 5)
+    assert read_image(tmp_path / "g.png", channels=3).shape == (3, 6, 5)
+    assert read_image(tmp_path / "g.png", size=8).shape == (1, 8, 8)
+
+
+def test_corrupt_or_missing_files_name_the_file(tmp_path):
+    bad = tmp_path / "broken.png"
+    save_image(torch.rand(1, 16, 16), bad)
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(DataError, match="broken.png"):
+        read_image(bad)
+    with pytest.raises(DataError, match="missing.png"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_resize_shapes_and_constant_images_stay_constant():
+    constant = torch.full((2, 3, 10, 10), 0.25)
+    out = resize(constant, (5, 20))
+    assert out.shape == (2, 3, 5, 20)
+    torch.testing.assert_close(out, torch.full_like(out, 0.25))
+    assert resize(torch.rand(1, 8, 8), 4).shape == (1, 4, 4)
+
+
+def test_gif_frames_and_boomerang(tmp_path):
+    frames = [torch.full((1, 8, 8), i / 5) for i in range(5)]
+    with Image.open(save_gif(frames, tmp_path / "a.gif")) as gif:
+        assert gif.n_frames == 5
+    with Image.open(save_gif(frames, tmp_path / "b.gif", boomerang=True)) as gif:
+        assert gif.n_frames == 8
+
+
+def test_scale_and_side_by_side(tmp_path):
+    path = save_image(torch.rand(4, 1, 6, 6), tmp_path / "s.png", nrow=2, scale=3, padding=2)
+    with Image.open(path) as image:
+        assert image.size == (3 * (2 * 8 + 2), 3 * (2 * 8 + 2))
+    both = concat_images([torch.rand(1, 10, 10), torch.rand(3, 6, 12)], gap=4)
+    assert both.shape[0] == 3 and both.shape[2] >= 10 + 4 + 12
+
+
+def test_out_of_range_or_misshapen_input_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        to_uint8(torch.tensor([-1.0, 1.0]))
+    with pytest.raises(ConfigError, match="channels"):
+        make_grid(torch.rand(2, 2, 4, 4))
+    with pytest.raises(ConfigError, match="shape"):
+        save_image(torch.rand(4, 4), tmp_path / "x.png")
