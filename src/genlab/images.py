@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from genlab.errors import ConfigError, DataError
+from genlab.fileio import atomic_write
 
 # Pillow >= 9.1 moved the filter constants into Image.Resampling; 9.0 only has Image.LANCZOS.
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
@@ -389,19 +389,11 @@ def _to_pil(picture: torch.Tensor, scale: int, where: str) -> Image.Image:
 def _atomic_write(
     path: str | os.PathLike[str], where: str, write: Callable[[BinaryIO, str], None]
 ) -> Path:
-    """Create parent folders, call ``write(stream, format)`` on a temp file beside ``path``, then rename."""
+    """Call ``write(stream, format)`` on an atomic temporary file beside ``path``."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(f"{where}: cannot tell the image format from {path} (use e.g. .png or .gif)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its 0600 mode would survive the rename; open() honours the umask.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            write(stream, fmt)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        write(stream, fmt)
     return path

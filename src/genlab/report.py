@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from genlab.errors import DataError
+from genlab.fileio import atomic_write
 
 AXES = ("step", "epoch")
 NOT_PLOTTED = ("time",)
@@ -78,10 +79,9 @@ def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, colum
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
-    plt.close(figure)
-    os.replace(tmp, png_path)
-    return png_path
+    try:
+        with atomic_write(png_path) as stream:
+            figure.savefig(stream, format="png", dpi=100)
+    finally:
+        plt.close(figure)
+    return Path(png_path)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from genlab.errors import DataError
+from genlab.fileio import atomic_write
 
 DATA_ENV = "GENLAB_DATA"
 MIRROR_ENV = "GENLAB_MIRROR"
@@ -121,23 +121,22 @@ def download(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
     dest = Path(dest)
     try:
         created = _make_dirs(dest.parent)
-        handle, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as error:
         raise DataError(f"{dest.parent}: cannot write a download there ({_reason(error)})") from None
     done = False
     try:
-        with os.fdopen(handle, "wb") as out:
+        with atomic_write(dest) as out:  # raising inside discards the temporary file
             try:
                 actual = _copy_url(url, out, label=dest.name)
             except (OSError, http.client.HTTPException, ValueError) as error:
                 raise DataError(f"{url}: download failed ({_reason(error)})") from None
-        if actual != sha256.lower():
-            raise DataError(f"{url}: SHA-256 mismatch, expected {sha256}, got {actual}; file discarded")
-        os.replace(temp_name, dest)
+            if actual != sha256.lower():
+                raise DataError(f"{url}: SHA-256 mismatch, expected {sha256}, got {actual}; file discarded")
         done = True
+    except OSError as error:
+        raise DataError(f"{dest.parent}: cannot write a download there ({_reason(error)})") from None
     finally:
         if not done:
-            Path(temp_name).unlink(missing_ok=True)
             for folder in created:  # deepest first; stops at a folder someone else filled
                 try:
                     folder.rmdir()
