@@ -234,3 +234,17 @@ def test_phase_contract_carries_several_optimizers_repeats_and_lazy_steps(tmp_pa
     assert model.calls[0][2] != model.calls[1][2]  # D draws fresh batches
     rows = read_rows(tmp_path / "run" / "metrics.csv")
     assert {"D/loss", "G/loss", "D_reg/loss"} <= set(rows[0])
+
+
+def test_datasets_of_points_are_one_dataset_type():
+    from genlab.data.dataset import Dataset
+    from genlab.errors import DataError
+
+    points = Dataset(torch.randn(10, 2), None, (), "toy")
+    assert points.is_points and points.image_shape == (2,)
+    copy = points.float_images(slice(0, 3))
+    copy += 1  # a copy, never a view into the dataset
+    assert not torch.equal(copy, points.images[:3])
+    assert torch.equal(Dataset.to_float(points.images), points.images)
+    with pytest.raises(DataError, match="float32 points"):
+        Dataset(torch.randn(10, 2, 2), None, (), "bad")

@@ -310,7 +310,7 @@ def _run_phases(phases: list[Phase], step: int, optimizers: dict[str, torch.opti
         for _ in range(phase.repeats):
             if phase.new_batch or batch is None:
                 index = sampler.next()
-                batch = (images[index].float().div_(255.0), None if labels is None else labels[index])
+                batch = (Dataset.to_float(images[index]), None if labels is None else labels[index])
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 losses = phase.loss(*batch)

@@ -1,4 +1,4 @@
-"""The one dataset type: images in memory as a uint8 tensor, drawn by tensor indexing."""
+"""The one dataset type: images (or 2-D toy points) in memory as one tensor, drawn by tensor indexing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +14,9 @@ class Dataset:
 
     Training draws batches as ``images[index]`` (no DataLoader workers): the whole set
     lives in memory, optionally moved to the training device once.
+
+    Toy datasets hold points instead: ``images`` is then float32 N×D (e.g. the 2-D mixtures
+    used to measure mode collapse), and ``image_shape`` is (D,).
     """
 
     images: torch.Tensor
@@ -22,12 +25,14 @@ class Dataset:
     name: str = "unnamed"
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+        is_images = self.images.dtype == torch.uint8 and self.images.dim() == 4
+        is_points = self.images.dtype == torch.float32 and self.images.dim() == 2
+        if not (is_images or is_points):
             raise DataError(
-                f"dataset {self.name!r}: images must be a uint8 tensor N×C×H×W, "
+                f"dataset {self.name!r}: expected uint8 images N×C×H×W or float32 points N×D, "
                 f"got {self.images.dtype} with shape {tuple(self.images.shape)}"
             )
-        if self.images.shape[1] not in (1, 3):
+        if is_images and self.images.shape[1] not in (1, 3):
             raise DataError(f"dataset {self.name!r}: expected 1 or 3 channels, got {self.images.shape[1]}")
         if self.labels is not None:
             if self.labels.dtype != torch.int64 or self.labels.shape != (len(self.images),):
@@ -41,8 +46,18 @@ class Dataset:
         return self.images.shape[0]
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) for images, (D,) for points."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def is_points(self) -> bool:
+        return self.images.dim() == 2
+
+    @staticmethod
+    def to_float(batch: torch.Tensor) -> torch.Tensor:
+        """A batch as models take it: uint8 images → float in [0, 1]; points unchanged."""
+        return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
 
     @property
     def num_classes(self) -> int:
@@ -54,9 +69,9 @@ class Dataset:
         return Dataset(self.images[index], labels, self.classes, self.name)
 
     def float_images(self, index: torch.Tensor | slice | list[int] | None = None) -> torch.Tensor:
-        """Images as float32 in [0, 1] (the form every public model API takes)."""
+        """Images as float32 in [0, 1] (the form every public model API takes); points as they are."""
         images = self.images if index is None else self.images[index]
-        return images.float().div_(255.0)
+        return images.float().div_(255.0) if images.dtype == torch.uint8 else images.clone()  # never a view
 
     def info(self) -> dict:
         """What a checkpoint records about the data it was trained on (JSON-friendly)."""
