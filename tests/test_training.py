@@ -39,9 +39,10 @@ def test_loss_falls_and_run_dir_is_complete(tmp_path, blobs):
     model = small_vae()
     cfg = config(tmp_path, epochs=6)
     train(model, blobs, cfg)
-    rows = read_rows(tmp_path / "run" / "metrics.csv")
+    rows = [r for r in read_rows(tmp_path / "run" / "metrics.csv") if r["vae/loss"]]
     first, last = float(rows[0]["vae/loss"]), float(rows[-1]["vae/loss"])
     assert last < 0.8 * first
+    assert float(rows[-1]["vae/grad_norm"]) > 0
     run = tmp_path / "run"
     for name in ("config.json", "model.safetensors", "training_state.safetensors", "loss.png", "samples/epoch_001.png", "samples/epoch_006.png"):
         assert (run / name).is_file(), name
@@ -248,3 +249,53 @@ def test_datasets_of_points_are_one_dataset_type():
     assert torch.equal(Dataset.to_float(points.images), points.images)
     with pytest.raises(DataError, match="float32 points"):
         Dataset(torch.randn(10, 2, 2), None, (), "bad")
+
+
+def test_divergence_guard_recovers_from_an_injected_nan(tmp_path, blobs, monkeypatch):
+    real_loss, calls = VAE.loss, {"n": 0}
+
+    def loss_with_one_nan(self, x, labels=None):
+        calls["n"] += 1
+        out = real_loss(self, x, labels)
+        if calls["n"] == 9:  # step 9, between the step-6 (epoch) checkpoint and the step-10 log
+            out = {**out, "loss": out["loss"] * float("nan")}
+        return out
+
+    monkeypatch.setattr(VAE, "loss", loss_with_one_nan)
+    cfg = config(tmp_path, epochs=3, log_every=5)
+    model = train(small_vae(), blobs, cfg)
+    events = (tmp_path / "run" / "events.log").read_text()
+    assert "restored the checkpoint of step 6" in events and "recovery 1 of 3" in events
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values())
+    state = load_file(tmp_path / "run" / "training_state.safetensors")
+    assert all(torch.isfinite(t).all() for k, t in state.items() if t.is_floating_point())
+    rows = read_rows(tmp_path / "run" / "metrics.csv")
+    assert all(r["vae/loss"] in ("", ) or float(r["vae/loss"]) == float(r["vae/loss"]) for r in rows)
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(set(steps)) and steps[-1] == 18
+    meta = json.loads(__import__("safetensors").safe_open(str(tmp_path / "run" / "training_state.safetensors"), "pt").metadata()["genlab"])
+    assert meta["recoveries"] == 1
+    assert meta["optimizers"]["vae"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr * cfg.recovery_lr_factor)
+
+
+def test_divergence_guard_gives_up_after_max_recoveries(tmp_path, blobs):
+    from genlab.training import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="after 2 recoveries"):
+        train(small_vae(), blobs, config(tmp_path, lr=1e9, epochs=3, max_recoveries=2))
+    checkpoint.load(tmp_path / "run")  # what was saved is still good
+    assert (tmp_path / "run" / "events.log").read_text().count("restored") == 2
+
+
+def test_mode_collapse_alarm_and_monitor_plot(tmp_path, blobs, capsys):
+    class Collapsed(TwoPlayer):
+        monitor_columns = ("D/loss",)
+
+        def sample(self, n, seed=None):
+            return torch.full((n, 1, 16, 16), 0.5)  # one output, whatever the noise
+
+    train(Collapsed(), blobs, config(tmp_path, epochs=2, batch_size=8))
+    assert "possible mode collapse" in capsys.readouterr().err
+    rows = [r for r in read_rows(tmp_path / "run" / "metrics.csv") if r.get("monitor/diversity")]
+    assert rows and float(rows[-1]["monitor/diversity"]) == 0.0
+    assert (tmp_path / "run" / "monitor.png").is_file()

@@ -65,6 +65,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0 = at the end of each epoch only
     num_sample_images: int = 64  # the fixed-noise grid written after each epoch
     max_steps: int | None = None  # stop early (smoke tests, --dry-run)
+    max_recoveries: int = 3  # divergence guard: NaN/Inf restores the last checkpoint this many times at most
+    recovery_lr_factor: float = 0.5  # ... each time multiplying the learning rates by this
+    diversity_alarm: float = 0.3  # warn when samples are less diverse than this fraction of the data
     progress: bool = True
     tensorboard: bool = True  # also write TensorBoard scalars when tensorboard is installed
 
@@ -78,6 +81,10 @@ class TrainConfig:
         check_choice("precision", self.precision, Precision)
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay!r}")
+        check_positive("max_recoveries", self.max_recoveries, allow_zero=True)
+        if not 0.0 < self.recovery_lr_factor <= 1.0:
+            raise ConfigError(f"recovery_lr_factor must be in (0, 1], got {self.recovery_lr_factor!r}")
+        check_positive("diversity_alarm", self.diversity_alarm, allow_zero=True)
         if self.max_steps is not None:
             check_positive("max_steps", self.max_steps)
 

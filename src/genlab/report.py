@@ -13,6 +13,25 @@ AXES = ("step", "epoch")
 NOT_PLOTTED = ("time",)
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(figure, png_path: str | os.PathLike) -> Path:
+    plt = _pyplot()
+    try:
+        with atomic_write(png_path) as stream:
+            figure.savefig(stream, format="png", dpi=100)
+    finally:
+        plt.close(figure)
+    return Path(png_path)
+
+
 def read_metrics_csv(path: str | os.PathLike) -> dict[str, list[float]]:
     """Columns of a metrics CSV as lists of floats (empty cells become NaN)."""
     path = Path(path)
@@ -47,11 +66,7 @@ def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, colum
 
     Raw values are drawn faintly with a moving average on top when there are many points.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     data = read_metrics_csv(csv_path)
     if x not in data:
         raise DataError(f"{csv_path}: no {x!r} column to plot against")
@@ -79,9 +94,48 @@ def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, colum
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    try:
-        with atomic_write(png_path) as stream:
-            figure.savefig(stream, format="png", dpi=100)
-    finally:
-        plt.close(figure)
-    return Path(png_path)
+    return _save_figure(figure, png_path)
+
+
+def plot_monitor(csv_path: str | os.PathLike, png_path: str | os.PathLike, columns: list[str], x: str = "step") -> Path:
+    """The contest made visible: e.g. D(x) and D(G(z)) as probabilities over training, with the
+    0.5 line where a discriminator that can no longer tell real from fake sits (Goodfellow et al.
+    2014, Prop. 1: at the optimum of the game D*(x) = 1/2)."""
+    plt = _pyplot()
+    data = read_metrics_csv(csv_path)
+    present = [c for c in columns if c in data]
+    if not present or len(data.get(x, [])) < 2:
+        raise DataError(f"{csv_path}: no {', '.join(columns)} rows to plot")
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    window = max(1, len(data[x]) // 20)
+    for name in present:
+        line, = axis.plot(data[x], data[name], alpha=0.3 if window > 1 else 1.0, linewidth=0.8)
+        if window > 1:
+            axis.plot(data[x], _smooth(data[name], window), color=line.get_color(), label=name)
+        else:
+            line.set_label(name)
+    axis.axhline(0.5, color="black", linestyle="--", linewidth=1, label="equilibrium (0.5)")
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_xlabel(x)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return _save_figure(figure, png_path)
+
+
+def plot_points(points, png_path: str | os.PathLike, centers=None, title: str | None = None) -> Path:
+    """A scatter plot of 2-D samples, over the true mode centres when given."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    axis.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, label="samples")
+    if centers is not None:
+        axis.scatter(centers[:, 0], centers[:, 1], s=40, marker="x", color="red", label="modes")
+        span = float(abs(centers).max()) * 1.5 + 0.5
+        axis.set_xlim(-span, span)
+        axis.set_ylim(-span, span)
+    axis.set_aspect("equal")
+    axis.legend(fontsize=8, loc="upper right")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return _save_figure(figure, png_path)

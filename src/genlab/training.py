@@ -10,7 +10,6 @@ summed on the device and read back only every ``log_every`` steps (the loop's on
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import signal
 import sys
@@ -22,14 +21,12 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from genlab.checkpoint import (
-    STATE_FILE, WEIGHTS_FILE, load_model_weights, load_tensors, optimizer_from_tensors,
-    optimizer_to_tensors, read_run_config, save_tensors, write_run_config,
-)
+from genlab.checkpoint import STATE_FILE, read_run_config, restore_checkpoint, save_checkpoint, write_run_config
 from genlab.config import TrainConfig, config_to_dict
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError, GenlabError
 from genlab.models.base import GenerativeModel, Phase
+from genlab.monitor import DiversityAlarm, MetricsLog, RunningMeans, gradient_norm, parameters_finite
 
 METRICS_FILE = "metrics.csv"
 
@@ -120,78 +117,6 @@ class EMA:
             model.load_state_dict(backup)
 
 
-class RunningMeans:
-    """Sums of logged scalars kept on the device; read back (one host sync) only when logging."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, phase: str, values: dict[str, torch.Tensor]) -> None:
-        for key, value in values.items():
-            name = f"{phase}/{key}"
-            value = value.detach().float()
-            self.sums[name] = self.sums[name] + value if name in self.sums else value
-            self.counts[name] = self.counts.get(name, 0) + 1
-
-    def pop(self) -> dict[str, float]:
-        if not self.sums:
-            return {}
-        names = list(self.sums)
-        totals = torch.stack([self.sums[n] for n in names]).tolist()
-        means = {n: total / self.counts[n] for n, total in zip(names, totals)}
-        self.sums, self.counts = {}, {}
-        return means
-
-
-class MetricsLog:
-    """metrics.csv (one row per log interval) and TensorBoard scalars when tensorboard is installed."""
-
-    def __init__(self, run_dir: Path, *, resume_step: int | None, tensorboard: bool) -> None:
-        self.path = run_dir / METRICS_FILE
-        self.columns: list[str] = []
-        self.rows: list[dict[str, str]] = []
-        if resume_step is not None and self.path.exists():
-            with self.path.open(newline="") as handle:
-                reader = csv.DictReader(handle)
-                self.columns = list(reader.fieldnames or [])
-                # Rows logged after the checkpoint we resume from will be logged again.
-                self.rows = [r for r in reader if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
-        self._rewrite()
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional
-                pass
-            else:
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
-
-    def _rewrite(self) -> None:
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def write(self, row: dict[str, Any]) -> None:
-        row = {k: (f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in row.items()}
-        self.rows.append(row)
-        if any(k not in self.columns for k in row):  # a phase that logs for the first time
-            self.columns += [k for k in row if k not in self.columns]
-            self._rewrite()
-        else:
-            with self.path.open("a", newline="") as handle:
-                csv.DictWriter(handle, self.columns).writerow(row)
-        if self.writer is not None:
-            for key, value in row.items():
-                if key not in ("step", "epoch"):
-                    self.writer.add_scalar(key, float(value), int(row["step"]))
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 class _StopRequest:
     """First Ctrl-C asks the loop to finish its step, save and stop; a second one aborts at once."""
 
@@ -208,7 +133,7 @@ class _StopRequest:
         def handler(signum: int, frame: Any) -> None:
             self.requested = True
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            tqdm.write("Interrupted: saving a checkpoint after this step (Ctrl-C again to abort)")
+            tqdm.write("Interrupted: saving a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr)
 
         signal.signal(signal.SIGINT, handler)
         try:
@@ -222,13 +147,14 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
 
     With ``resume=True`` the run continues from the last checkpoint in ``out_dir`` (same data
     order and RNG streams, so on CPU it ends with the weights an uninterrupted run would have).
-    Returns the model, in eval mode, holding the weights to sample with (EMA weights if enabled).
-    Ctrl-C saves a checkpoint and raises KeyboardInterrupt.
+    A loss or weight that becomes NaN/Inf restores the last good checkpoint with lower learning
+    rates (at most ``config.max_recoveries`` times). Ctrl-C saves a checkpoint and raises
+    KeyboardInterrupt. Returns the model in eval mode with the weights to sample with (EMA if on).
     """
     config = config or TrainConfig()
     if tuple(dataset.image_shape) != tuple(model.image_shape):
         raise ConfigError(
-            f"dataset {dataset.name!r} has images of shape {dataset.image_shape} but the model expects "
+            f"dataset {dataset.name!r} has items of shape {dataset.image_shape} but the model expects "
             f"{tuple(model.image_shape)}; build the model with image_shape={dataset.image_shape} or resize the data"
         )
     run_dir = Path(config.out_dir)
@@ -241,58 +167,99 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
             raise ValueError(f"phase {phase.name!r} names optimizer {phase.optimizer!r}, not one of {list(optimizers)}")
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
     sampler = BatchSampler(len(dataset), config.batch_size, config.seed, device)
-    step, elapsed_before = 0, 0.0
+    state = {"step": 0, "elapsed": 0.0, "recoveries": 0}
     if resume:
-        step, elapsed_before = _restore(run_dir, model, dataset, optimizers, ema, sampler)
+        _check_resumable(run_dir, model, dataset)
+        state.update(restore_checkpoint(run_dir, model, optimizers, ema, sampler))
     else:
         if (run_dir / STATE_FILE).exists():
             raise CheckpointError(f"{run_dir} already holds a run; resume it (--resume) or choose another output folder")
         torch.manual_seed(config.seed)
         write_run_config(run_dir, model, config, dataset.info())
+    step = int(state["step"])
     log = MetricsLog(run_dir, resume_step=step if resume else None, tensorboard=config.tensorboard)
 
     images = dataset.images.to(device)
     labels = None if dataset.labels is None else dataset.labels.to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    parameters = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
     running, stop = RunningMeans(), _StopRequest()
+    alarm = DiversityAlarm(dataset, config.diversity_alarm) if config.num_sample_images else None
     started = time.perf_counter()
-    saved_step = step
     bar = tqdm(total=config.epochs * sampler.batches_per_epoch, initial=sampler.epoch * sampler.batches_per_epoch + sampler.position,
                unit="batch", disable=not config.progress, dynamic_ncols=True, desc=f"{model.kind} → {run_dir}",
                mininterval=0.1 if sys.stderr.isatty() else 10.0)  # a log file gets a line every 10 s, not a flood
 
     def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - started
+        return float(state["elapsed"]) + time.perf_counter() - started
 
-    def save() -> None:
-        nonlocal saved_step
-        _save_checkpoint(run_dir, model, optimizers, ema, sampler, step, elapsed())
-        saved_step = step
+    def save() -> bool:
+        """Checkpoint unless something went non-finite since the last one (then recover instead)."""
+        nonlocal step
+        if not bool(running.all_finite() & parameters_finite(model)):
+            step = _recover(f"non-finite loss or weights before the checkpoint of step {step}")
+            return False
+        save_checkpoint(run_dir, model, optimizers, ema, sampler,
+                        {"step": step, "elapsed": elapsed(), "recoveries": state["recoveries"]})
+        state["saved_step"] = step
+        return True
 
+    def _recover(reason: str) -> int:
+        """Divergence guard: back to the last good checkpoint with lower learning rates."""
+        if state["recoveries"] >= config.max_recoveries:
+            raise TrainingDiverged(
+                f"training diverged ({reason}) after {state['recoveries']} recoveries; the last good checkpoint is in "
+                f"{run_dir}: resume it with a lower learning rate"
+            )
+        restored = restore_checkpoint(run_dir, model, optimizers, ema, sampler)
+        state["recoveries"] += 1
+        for optimizer in optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] *= config.recovery_lr_factor
+        running.clear()
+        log.truncate_after(int(restored["step"]))
+        message = (f"step {step}: {reason}; restored the checkpoint of step {restored['step']} and multiplied the "
+                   f"learning rates by {config.recovery_lr_factor} (recovery {state['recoveries']} of {config.max_recoveries})")
+        tqdm.write(message, file=sys.stderr)
+        with (run_dir / "events.log").open("a") as events:
+            events.write(message + "\n")
+        bar.n = sampler.epoch * sampler.batches_per_epoch + sampler.position
+        return int(restored["step"])
+
+    if not resume:
+        save()  # step 0: there is always a good checkpoint to return to
     with stop.installed():
         while sampler.epoch < config.epochs and (config.max_steps is None or step < config.max_steps):
             epoch_before, batches_before = sampler.epoch, sampler.epoch * sampler.batches_per_epoch + sampler.position
-            _run_phases(phases, step, optimizers, sampler, images, labels, autocast, running)
+            _run_phases(phases, step, optimizers, parameters, sampler, images, labels, autocast, running)
             step += 1
             if ema is not None:
                 ema.update(model)
-            bar.update(sampler.epoch * sampler.batches_per_epoch + sampler.position - batches_before)
-            if step % config.log_every == 0:
-                _log(log, running, bar, step, sampler, elapsed(), run_dir)
+            bar.update(max(0, sampler.epoch * sampler.batches_per_epoch + sampler.position - batches_before))
             epoch_done = sampler.epoch > epoch_before
-            if epoch_done and config.num_sample_images:
-                _write_sample_grid(model, ema, config, run_dir / "samples" / f"epoch_{sampler.epoch:03d}.png")
+            if epoch_done and alarm is not None:
+                _sample_and_watch(model, ema, config, alarm, running, sampler.epoch, run_dir, dataset)
+            if step % config.log_every == 0:
+                means = running.pop()
+                bad = [name for name, value in means.items() if not math.isfinite(value)]
+                if bad:
+                    step = _recover(f"{', '.join(bad)} not finite")
+                    continue
+                _log(log, means, bar, step, sampler, elapsed())
             if epoch_done or stop.requested or (config.checkpoint_every and step % config.checkpoint_every == 0):
-                save()
+                if not save():
+                    continue
             if stop.requested:
                 break
     bar.close()
     if running.sums:
-        _log(log, running, bar, step, sampler, elapsed(), run_dir)
-    if saved_step != step:
+        means = running.pop()
+        if all(math.isfinite(v) for v in means.values()):
+            _log(log, means, bar, step, sampler, elapsed())
+    if state.get("saved_step") != step:
         save()
     log.close()
-    _plot_losses(run_dir)
+    _plot_curves(model, run_dir)
     if stop.requested:
         raise KeyboardInterrupt(f"training interrupted at step {step}; checkpoint saved in {run_dir} (continue with --resume)")
     if ema is not None:
@@ -300,8 +267,9 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
     return model.eval()
 
 
-def _run_phases(phases: list[Phase], step: int, optimizers: dict[str, torch.optim.Optimizer], sampler: BatchSampler,
-                images: torch.Tensor, labels: torch.Tensor | None, autocast: Any, running: RunningMeans) -> None:
+def _run_phases(phases: list[Phase], step: int, optimizers: dict[str, torch.optim.Optimizer],
+                parameters: dict[str, list[torch.Tensor]], sampler: BatchSampler, images: torch.Tensor,
+                labels: torch.Tensor | None, autocast: Any, running: RunningMeans) -> None:
     batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
     for phase in phases:
         if step % phase.every:
@@ -315,87 +283,55 @@ def _run_phases(phases: list[Phase], step: int, optimizers: dict[str, torch.opti
             with autocast:
                 losses = phase.loss(*batch)
             losses["loss"].backward()
+            losses = {**losses, "grad_norm": gradient_norm(parameters[phase.optimizer])}
             optimizer.step()
             running.add(phase.name, losses)
 
 
-def _log(log: MetricsLog, running: RunningMeans, bar: Any, step: int, sampler: BatchSampler, elapsed: float, run_dir: Path) -> None:
-    means = running.pop()
-    bad = [name for name, value in means.items() if not math.isfinite(value)]
-    if bad:
-        raise TrainingDiverged(
-            f"training diverged by step {step}: {', '.join(bad)} not finite; the last good checkpoint is in "
-            f"{run_dir} (resume it with a lower learning rate)"
-        )
+def _log(log: MetricsLog, means: dict[str, float], bar: Any, step: int, sampler: BatchSampler, elapsed: float) -> None:
     epoch = sampler.epoch + sampler.position / sampler.batches_per_epoch
     log.write({"step": step, "epoch": round(epoch, 4), **means, "time": round(elapsed, 2)})
-    phases = {name.split("/", 1)[0] for name in means}
+    shown = {name: value for name, value in means.items() if not name.endswith("grad_norm")}
+    phases = {name.split("/", 1)[0] for name in shown}
     # With one phase its name is noise; with several (D, G, ...) it is the point.
-    shown = {(name.split("/", 1)[1] if len(phases) == 1 else name): value for name, value in means.items()}
+    shown = {(name.split("/", 1)[1] if len(phases) == 1 else name): value for name, value in shown.items()}
     bar.set_postfix({name: f"{value:.4g}" for name, value in shown.items()}, refresh=False)
 
 
-def _write_sample_grid(model: GenerativeModel, ema: EMA | None, config: TrainConfig, path: Path) -> None:
-    from genlab.images import save_image
+def _sample_and_watch(model: GenerativeModel, ema: EMA | None, config: TrainConfig, alarm: DiversityAlarm,
+                      running: RunningMeans, epoch: int, run_dir: Path, dataset: Dataset) -> None:
+    """After each epoch: the fixed-noise sample picture, and the mode-collapse alarm on those samples."""
+    from genlab.visuals import write_sample_picture
 
     with ema.applied(model) if ema is not None else contextlib.nullcontext():
         model.eval()
         samples = model.sample(config.num_sample_images, seed=config.seed)  # the same noise every epoch
         model.train()
-    save_image(samples, path, scale=2)
+    write_sample_picture(samples, run_dir / "samples" / f"epoch_{epoch:03d}", dataset.name)
+    ratio = alarm.ratio(samples)
+    running.add("monitor", {"diversity": ratio})  # logged with the next row
+    if ratio.item() < alarm.threshold:
+        tqdm.write(f"epoch {epoch}: possible mode collapse: samples are {ratio.item():.2f}× as diverse as the data "
+                   f"(alarm below {alarm.threshold}); see {run_dir / 'samples'}", file=sys.stderr)
 
 
-def _plot_losses(run_dir: Path) -> None:
-    from genlab.report import plot_metrics
+def _plot_curves(model: GenerativeModel, run_dir: Path) -> None:
+    from genlab.report import plot_metrics, plot_monitor
 
     try:
         plot_metrics(run_dir / METRICS_FILE, run_dir / "loss.png")
+        if model.monitor_columns:
+            plot_monitor(run_dir / METRICS_FILE, run_dir / "monitor.png", list(model.monitor_columns))
     except (GenlabError, ValueError):
         pass  # too few logged rows to plot is not an error in training
 
 
-def _save_checkpoint(run_dir: Path, model: GenerativeModel, optimizers: dict[str, torch.optim.Optimizer],
-                     ema: EMA | None, sampler: BatchSampler, step: int, elapsed: float) -> None:
-    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
-    meta: dict[str, Any] = {"step": step, "elapsed": elapsed, "sampler": sampler.state()[1], "optimizers": {}}
-    for name, optimizer in optimizers.items():
-        optimizer_tensors, meta["optimizers"][name] = optimizer_to_tensors(name, optimizer)
-        tensors.update(optimizer_tensors)
-    if ema is not None:
-        tensors.update({f"ema/{k}": v for k, v in ema.shadow.items()})
-    tensors["rng/torch"] = torch.get_rng_state()
-    tensors["rng/sampler"] = sampler.state()[0]
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        tensors.update({f"rng/cuda/{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    # Resume state first: if we are killed between the two writes, the sampling weights are one
-    # checkpoint behind, never ahead of what --resume continues from.
-    save_tensors(run_dir / STATE_FILE, tensors, meta)
-    weights = ema.state_dict(model) if ema is not None else model.state_dict()
-    save_tensors(run_dir / WEIGHTS_FILE, weights, {"step": step, "epoch": sampler.epoch, "ema": ema is not None})
-
-
-def _restore(run_dir: Path, model: GenerativeModel, dataset: Dataset, optimizers: dict[str, torch.optim.Optimizer],
-             ema: EMA | None, sampler: BatchSampler) -> tuple[int, float]:
-    state_path = run_dir / STATE_FILE
-    if not state_path.exists():
+def _check_resumable(run_dir: Path, model: GenerativeModel, dataset: Dataset) -> None:
+    if not (run_dir / STATE_FILE).exists():
         raise CheckpointError(f"{run_dir}: nothing to resume ({STATE_FILE} not found); start without --resume")
     saved = read_run_config(run_dir)
     if saved["model"] != {"kind": model.kind, "config": config_to_dict(model.config)}:
         raise CheckpointError(f"{run_dir / 'config.json'}: the run was trained with a different model config; resume with the same model")
     if saved.get("dataset", {}).get("image_shape") != list(dataset.image_shape):
-        raise CheckpointError(f"{run_dir / 'config.json'}: the run was trained on images of shape {saved['dataset'].get('image_shape')}, not {list(dataset.image_shape)}")
-    tensors, meta = load_tensors(state_path)
-    load_model_weights(model, state_path, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
-    for name, optimizer in optimizers.items():
-        if name not in meta.get("optimizers", {}):
-            raise CheckpointError(f"{state_path}: no state for optimizer {name!r}")
-        optimizer.load_state_dict(optimizer_from_tensors(name, tensors, meta["optimizers"][name]))
-    if ema is not None:
-        saved_ema = {k[len("ema/"):]: v.to(model.device) for k, v in tensors.items() if k.startswith("ema/")}
-        ema.shadow = saved_ema or {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-    torch.set_rng_state(tensors["rng/torch"])
-    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states)
-    sampler.restore(tensors["rng/sampler"], meta["sampler"])
-    return int(meta["step"]), float(meta.get("elapsed", 0.0))
+        raise CheckpointError(f"{run_dir / 'config.json'}: the run was trained on data of shape "
+                              f"{saved['dataset'].get('image_shape')}, not {list(dataset.image_shape)}")

@@ -16,6 +16,23 @@ from genlab.latent import interpolation_path
 from genlab.models.base import GenerativeModel
 
 
+def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, dataset_name: str = "") -> Path:
+    """``path_stem``.png: a grid for images, or for 2-D points a scatter plot over the dataset's
+    mode centres when it is one of the toy mixtures."""
+    if samples.dim() == 2:
+        from genlab.report import plot_points
+
+        centers = None
+        try:
+            from genlab.data.toys import TOYS, mode_centers
+
+            centers = mode_centers(dataset_name) if dataset_name in TOYS else None
+        except ImportError:
+            pass
+        return plot_points(samples.cpu(), f"{path_stem}.png", centers=centers)
+    return save_image(samples, f"{path_stem}.png", scale=2)
+
+
 def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, seed: int | None = 0, scale: int = 2) -> Path:
     """A grid of ``n`` samples from the prior."""
     return save_image(model.sample(n, seed=seed), path, scale=scale)

@@ -43,6 +43,8 @@ class GenerativeModel(nn.Module):
 
     kind: ClassVar[str]
     config_class: ClassVar[type]
+    # Logged columns (e.g. "D/real_prob") the loop plots in monitor.png beside the 0.5 equilibrium line.
+    monitor_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any) -> None:
         super().__init__()
