@@ -15,7 +15,7 @@ from torch import nn
 
 from genlab.config import TrainConfig, check_choice, check_positive
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModel, Phase
+from genlab.models.base import GenerativeModel, Phase, adam
 from genlab.nn import ConvDecoder, ConvEncoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -227,7 +227,7 @@ class VAE(GenerativeModel):
 
     # ----- what the training loop needs -----
     def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        return {"vae": torch.optim.Adam(self.parameters(), lr=train.lr)}
+        return {"vae": adam(self.parameters(), lr=train.lr)}
 
     def training_phases(self) -> list[Phase]:
         return [Phase("vae", optimizer="vae", loss=self.loss)]
