@@ -130,3 +130,27 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_npz, tmp_path):
     state = json.loads((run / "config.json").read_text())
     assert state["model"]["kind"] == "vae" and model is not None
     assert main(["train", "vae", "--data", str(tiny_npz), "--epochs", "1", "--out", str(run), "--resume", *TINY]) == 0
+
+
+GAN_TINY = ["--g-width", "8", "--d-width", "8", "--latent-dim", "8", "--batch-size", "32", "--log-every", "3", "--no-progress"]
+
+
+def test_conditional_gan_trains_and_samples_chosen_classes(tiny_npz, tmp_path):
+    run = tmp_path / "cgan"
+    assert main(["train", "gan", "--data", str(tiny_npz), "--conditional", "--loss", "hinge", "--epochs", "1",
+                 "--out", str(run), *GAN_TINY]) == 0
+    for name in ("model.safetensors", "monitor.png", "samples/epoch_001.png"):
+        assert (run / name).is_file(), name
+    model = load(run)
+    assert model.kind == "gan" and model.config.num_classes == 10 and model.config.loss == "hinge"
+    out = tmp_path / "s.png"
+    assert main(["sample", str(run), "-n", "6", "--labels", "0,1,2", "--truncation", "0.7", "-o", str(out)]) == 0
+    expected = model.sample(6, labels=[0, 1, 2, 0, 1, 2], seed=0, truncation=0.7)
+    from genlab.images import read_image, make_grid, to_uint8
+
+    assert torch.equal(read_image(out), to_uint8(make_grid(expected).repeat_interleave(2, 1).repeat_interleave(2, 2)))
+
+
+def test_sampling_options_a_model_does_not_have_are_an_error(tiny_run, capsys, tmp_path):
+    assert main(["sample", str(tiny_run), "--labels", "1", "-o", str(tmp_path / "x.png")]) == 2
+    assert "does not take labels" in capsys.readouterr().err

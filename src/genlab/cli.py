@@ -17,6 +17,9 @@ EXAMPLES = """examples:
   genlab demo                                          # a VAE on the bundled Fashion-MNIST subset, ~1 minute
   genlab train vae --data fashion-mnist --epochs 10 --out runs/vae
   genlab train vae --data fashion-mnist --epochs 20 --out runs/vae --resume
+  genlab train gan --data fashion-mnist --conditional --epochs 10 --out runs/cgan
+  genlab train gan --data ring8 --epochs 5 --out runs/ring     # 2-D mode-collapse toy: writes scatter plots
+  genlab sample runs/cgan --labels 0,1,2 --truncation 0.7 -o shirts_trousers_pullovers.png
   genlab sample runs/vae -n 64 --seed 0 -o samples.png
   genlab reconstruct runs/vae -o recon.png
   genlab interpolate runs/vae --steps 10 -o morph.png --gif morph.gif
@@ -29,7 +32,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.option_strings and action.default not in (None, argparse.SUPPRESS) and action.default is not False and "%(default)" not in text:
+        if action.option_strings and action.default not in (None, "", argparse.SUPPRESS) and action.default is not False and "%(default)" not in text:
             text += " (default: %(default)s)"
         return text.strip()
 
@@ -54,10 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, metavar="MODEL", parser_class=_subparser)
     vae = kinds.add_parser("vae", help="a convolutional variational autoencoder")
-    data = vae.add_argument_group("data")
-    data.add_argument("--data", default="fashion-mnist", help="dataset name (see `genlab data list`), image folder or .npz")
-    data.add_argument("--split", default="train", help="which split of a named dataset")
-    data.add_argument("--image-size", type=int, default=None, metavar="N", help="resize images to N×N")
+    _add_data_options(vae)
     model = vae.add_argument_group("model")
     model.add_argument("--latent-dim", type=int, default=16, metavar="N", help="size of the code z")
     model.add_argument("--channels", type=_int_list, default="32,64", metavar="W,W", help="conv widths, each halving the resolution")
@@ -67,13 +67,34 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--gaussian-sigma", type=float, default=0.1, metavar="S", help="decoder σ for --likelihood gaussian")
     model.add_argument("--learn-sigma", action="store_true", help="learn the Gaussian decoder's σ")
     model.add_argument("--beta", type=float, default=1.0, metavar="B", help="KL weight (β-VAE)")
-    _add_training_options(vae)
+    model.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    _add_training_options(vae, batch_size=128)
+
+    gan = kinds.add_parser("gan", help="a DCGAN (images) or MLP GAN (2-D points), optionally class-conditional")
+    _add_data_options(gan)
+    model = gan.add_argument_group("model")
+    model.add_argument("--conditional", action="store_true", help="condition on the dataset's labels (conditional BN in G, projection D)")
+    model.add_argument("--loss", choices=["ns", "minimax", "hinge", "wgan-gp", "lsgan"], default="ns", help="adversarial loss")
+    model.add_argument("--latent-dim", type=int, default=None, metavar="N", help="size of z (default: 100 for images, 2 for points)")
+    model.add_argument("--g-width", type=int, default=None, metavar="N", help="G width (default: 64 conv / 400 MLP)")
+    model.add_argument("--d-width", type=int, default=None, metavar="N", help="D width (default: 64 conv / 200 MLP)")
+    model.add_argument("--lr-g", type=float, default=2e-4, help="G's Adam learning rate")
+    model.add_argument("--lr-d", type=float, default=2e-4, help="D's Adam learning rate (TTUR: may differ from G's)")
+    model.add_argument("--d-steps", type=int, default=1, metavar="N", help="D updates per G update")
+    model.add_argument("--r1-gamma", type=float, default=0.0, metavar="G", help="R1 penalty weight γ (0: off)")
+    model.add_argument("--r1-every", type=int, default=16, metavar="K", help="lazy R1: every K steps")
+    model.add_argument("--gp-weight", type=float, default=10.0, metavar="L", help="λ for --loss wgan-gp")
+    model.add_argument("--spectral-norm", action="store_true", help="spectral norm on every D layer")
+    model.add_argument("--diffaugment", default="", metavar="POLICY", help="e.g. translation,cutout,color")
+    _add_training_options(gan, batch_size=64)
 
     sample = commands.add_parser("sample", help="write a grid of samples from a trained run")
     sample.add_argument("run", help="run directory")
     sample.add_argument("-n", type=int, default=64, help="number of samples")
     sample.add_argument("--seed", type=int, default=0, help="the same seed gives the same samples")
     sample.add_argument("-o", "--output", default="samples.png", help="PNG grid to write")
+    sample.add_argument("--labels", type=_int_list, default=None, metavar="C,C", help="classes to draw (conditional GANs), repeated to fill -n")
+    sample.add_argument("--truncation", type=float, default=None, metavar="TAU", help="truncation trick: |z| <= TAU (GANs)")
 
     reconstruct = commands.add_parser("reconstruct", help="originals above their reconstructions")
     reconstruct.add_argument("run", help="run directory")
@@ -104,12 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="fashion-mnist", help="dataset name (see `genlab data list`), image folder or .npz")
+    data.add_argument("--split", default="train", help="which split of a named dataset")
+    data.add_argument("--image-size", type=int, default=None, metavar="N", help="resize images to N×N")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, batch_size: int) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (checkpoints, samples, metrics)")
     group.add_argument("--epochs", type=int, default=10, metavar="N", help="passes over the data (total, also when resuming)")
-    group.add_argument("--batch-size", type=int, default=128, metavar="N", help="images per step")
-    group.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    group.add_argument("--batch-size", type=int, default=batch_size, metavar="N", help="items per step")
     group.add_argument("--seed", type=int, default=0, help="weight init, data order, noise")
     group.add_argument("--ema", type=float, default=None, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -143,26 +170,53 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     dataset = genlab.load_dataset(args.data, split=args.split, image_size=args.image_size)
     torch.manual_seed(args.seed)  # weight initialisation
-    model = genlab.VAE(genlab.VAEConfig(
-        image_shape=dataset.image_shape, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden_dim,
-        likelihood=args.likelihood, binarize=args.binarize, gaussian_sigma=args.gaussian_sigma,
-        learn_sigma=args.learn_sigma, beta=args.beta,
-    ))
+    model = MODEL_BUILDERS[args.kind](args, dataset)
     config = genlab.TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, out_dir=args.out, device=args.device,
-        precision=args.precision, ema_decay=args.ema, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        max_steps=2 if args.dry_run else None, progress=not args.no_progress,
+        epochs=args.epochs, batch_size=args.batch_size, lr=getattr(args, "lr", 1e-3), seed=args.seed, out_dir=args.out,
+        device=args.device, precision=args.precision, ema_decay=args.ema, log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every, max_steps=2 if args.dry_run else None, progress=not args.no_progress,
     )
     genlab.train(model, dataset, config, resume=args.resume)
     print(f"Run written to {args.out}: config.json, model.safetensors, metrics.csv, samples/, loss.png")
     return 0
 
 
+def _build_vae(args: argparse.Namespace, dataset):
+    import genlab
+
+    return genlab.VAE(genlab.VAEConfig(
+        image_shape=dataset.image_shape, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden_dim,
+        likelihood=args.likelihood, binarize=args.binarize, gaussian_sigma=args.gaussian_sigma,
+        learn_sigma=args.learn_sigma, beta=args.beta,
+    ))
+
+
+def _build_gan(args: argparse.Namespace, dataset):
+    import genlab
+
+    if args.conditional and dataset.labels is None:
+        raise DataError(f"--conditional needs a labelled dataset; {dataset.name!r} has no labels")
+    return genlab.GAN(genlab.GANConfig(
+        image_shape=dataset.image_shape, latent_dim=args.latent_dim, num_classes=dataset.num_classes if args.conditional else 0,
+        g_width=args.g_width, d_width=args.d_width, loss=args.loss, lr_g=args.lr_g, lr_d=args.lr_d,
+        d_steps=args.d_steps, gp_weight=args.gp_weight, r1_gamma=args.r1_gamma, r1_every=args.r1_every,
+        spectral_norm=args.spectral_norm, diffaugment=args.diffaugment,
+    ))
+
+
+MODEL_BUILDERS = {"vae": _build_vae, "gan": _build_gan}
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from genlab import load
     from genlab.visuals import write_samples
 
-    print(write_samples(load(args.run), args.output, n=args.n, seed=args.seed))
+    options = {}
+    if args.labels is not None:
+        options["labels"] = [args.labels[i % len(args.labels)] for i in range(args.n)]
+    if args.truncation is not None:
+        options["truncation"] = args.truncation
+    print(write_samples(load(args.run), args.output, n=args.n, seed=args.seed, **options))
     return 0
 
 

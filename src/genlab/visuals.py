@@ -33,9 +33,20 @@ def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, da
     return save_image(samples, f"{path_stem}.png", scale=2)
 
 
-def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, seed: int | None = 0, scale: int = 2) -> Path:
-    """A grid of ``n`` samples from the prior."""
-    return save_image(model.sample(n, seed=seed), path, scale=scale)
+def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, seed: int | None = 0, scale: int = 2,
+                  **options) -> Path:
+    """A grid of ``n`` samples (a scatter plot for point data); ``options`` go to ``model.sample``
+    (e.g. a GAN's ``labels`` and ``truncation``)."""
+    import inspect
+
+    accepted = inspect.signature(model.sample).parameters
+    unknown = [name for name in options if name not in accepted]
+    if unknown:
+        raise ConfigError(f"a {model.kind} model does not take {', '.join(unknown)} when sampling")
+    samples = model.sample(n, seed=seed, **options)
+    if samples.dim() == 2:
+        return write_sample_picture(samples, Path(path).with_suffix(""))
+    return save_image(samples, path, scale=scale)
 
 
 @torch.no_grad()
