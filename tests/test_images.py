@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -80,3 +81,40 @@ def test_out_of_range_or_misshapen_input_is_rejected(tmp_path):
         make_grid(torch.rand(2, 2, 4, 4))
     with pytest.raises(ConfigError, match="shape"):
         save_image(torch.rand(4, 4), tmp_path / "x.png")
+
+
+def test_palette_images_are_gray_only_when_their_used_colours_are(tmp_path):
+    gray = Image.new("L", (4, 3), 0)
+    gray.putpixel((1, 1), 180)
+    gray.convert("P").save(tmp_path / "gray_palette.png")
+    assert Image.open(tmp_path / "gray_palette.png").mode == "P"
+    assert read_image(tmp_path / "gray_palette.png")[0, 1, 1] == 180
+    colour = Image.new("RGB", (4, 3), (10, 200, 30)).convert("P")
+    colour.save(tmp_path / "colour_palette.png")
+    assert read_image(tmp_path / "colour_palette.png").shape == (3, 3, 4)
+
+
+def test_sixteen_bit_gray_is_scaled_not_clipped(tmp_path):
+    Image.fromarray(np.array([[0, 257 * 100, 65535]], dtype=np.uint16)).save(tmp_path / "deep.png")
+    assert read_image(tmp_path / "deep.png").tolist() == [[[0, 100, 255]]]
+
+
+def test_size_tuple_is_height_then_width_and_junk_is_a_data_error(tmp_path):
+    save_image(torch.rand(3, 10, 10), tmp_path / "x.png")
+    assert read_image(tmp_path / "x.png", channels=1, size=(4, 6)).shape == (1, 4, 6)
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="junk.png"):
+        read_image(tmp_path / "junk.png")
+
+
+def test_labels_sit_on_one_line_and_writes_leave_no_temporary_files(tmp_path):
+    tall, short = torch.zeros(1, 20, 8), torch.zeros(1, 6, 8)
+    both = concat_images([tall, short], gap=2, labels=["A", "B"], pad_value=1.0)
+    strip = both.shape[1] - 20
+    # Labels occupy the same strip above both pictures; the short one is centred below it.
+    assert both[:, :strip, :8].min() < 1 and both[:, :strip, 10:].min() < 1
+    assert torch.all(both[:, strip + 7 : strip + 13, 10:] == 0)
+    assert torch.all(both[:, strip : strip + 7, 10:] == 1)
+    save_gif([torch.rand(3, 4, 4)] * 2, tmp_path / "out" / "a.gif")
+    save_image(both, tmp_path / "out" / "b.png")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.gif", "b.png"]

@@ -48,6 +48,11 @@ def test_slerp_of_parallel_or_opposite_codes_falls_back_to_lerp(scale):
     torch.testing.assert_close(path, lerp(a, scale * a, torch.linspace(0, 1, 5)))
 
 
+def test_slerp_from_a_zero_code_is_lerp():
+    a, b = torch.zeros(3), torch.tensor([1.0, -2.0, 0.5])
+    torch.testing.assert_close(slerp(a, b, torch.linspace(0, 1, 4)), lerp(a, b, torch.linspace(0, 1, 4)))
+
+
 def test_interpolation_path_validates():
     a, b = torch.zeros(4), torch.ones(4)
     assert interpolation_path(a, b, 7, "lerp").shape == (7, 4)

@@ -254,18 +254,19 @@ def concat_images(
         for g in grids
     ]
     channels = max(p.shape[0] for p in pictures)
-    pictures = [p.expand(channels, -1, -1) for p in pictures]
-    if labels is not None:
-        pictures = [_with_label(p, text, pad_value) for p, text in zip(pictures, labels)]
     height = max(p.shape[1] for p in pictures)
-    width = sum(p.shape[2] for p in pictures) + gap * (len(pictures) - 1)
-    canvas = pictures[0].new_full((channels, height, width), float(pad_value))
-    left = 0
-    for picture in pictures:
-        top = (height - picture.shape[1]) // 2
-        canvas[:, top : top + picture.shape[1], left : left + picture.shape[2]] = picture
-        left += picture.shape[2] + gap
-    return canvas
+    pictures = [_centre_vertically(p.expand(channels, -1, -1), height, pad_value) for p in pictures]
+    if labels is not None:  # after centring, so all labels sit on one line
+        pictures = [_with_label(p, text, pad_value) for p, text in zip(pictures, labels)]
+    spacer = pictures[0].new_full((channels, pictures[0].shape[1], gap), float(pad_value))
+    parts = [part for picture in pictures for part in (picture, spacer)][:-1]
+    return torch.cat(parts, dim=2)
+
+
+def _centre_vertically(picture: torch.Tensor, height: int, pad_value: float) -> torch.Tensor:
+    above = (height - picture.shape[1]) // 2
+    below = height - picture.shape[1] - above
+    return torch.nn.functional.pad(picture, (0, 0, above, below), value=float(pad_value))
 
 
 def _with_label(picture: torch.Tensor, text: str, pad_value: float) -> torch.Tensor:
@@ -347,6 +348,8 @@ def save_gif(
     """
     if not frames:
         raise ConfigError("save_gif: got no frames")
+    if Path(path).suffix.lower() != ".gif":
+        raise ConfigError(f"save_gif: {path} should end in .gif")
     if not isinstance(duration_ms, int) or duration_ms < 1:
         raise ConfigError(f"save_gif: duration_ms must be a positive int, got {duration_ms!r}")
     if not isinstance(loop, int) or loop < 0:
@@ -358,9 +361,6 @@ def save_gif(
     if boomerang:
         pictures = pictures + pictures[-2:0:-1]
     images = [_to_pil(p, scale, "save_gif") for p in pictures]
-
-    if Path(path).suffix.lower() != ".gif":
-        raise ConfigError(f"save_gif: {path} should end in .gif")
 
     def write(stream: BinaryIO, fmt: str) -> None:
         images[0].save(

@@ -26,16 +26,17 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor, eps: float 
     sin((1 − t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b, with Ω the angle between a and b. In a Gaussian
     latent space it keeps intermediate codes at the typical radius of the prior instead of cutting
     through the low-density centre (White 2016, "Sampling Generative Networks", §2.2).
-    Where a and b are (anti)parallel, Ω is 0 or π and the formula is undefined: lerp is used.
+    Where a and b are (anti)parallel (Ω is 0 or π) or one is zero, the arc is undefined: lerp is used.
     """
     dtype = a.dtype
     a, b = a.double(), b.double()  # the angle of nearly (anti)parallel codes needs the precision
     t = _steps(t, a)
-    a_unit = a / a.norm(dim=-1, keepdim=True).clamp_min(eps)
-    b_unit = b / b.norm(dim=-1, keepdim=True).clamp_min(eps)
+    a_norm, b_norm = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    a_unit, b_unit = a / a_norm.clamp_min(eps), b / b_norm.clamp_min(eps)
     omega = torch.arccos((a_unit * b_unit).sum(-1, keepdim=True).clamp(-1.0, 1.0))
     sin = torch.sin(omega)
-    degenerate = sin.abs() < 1e-6
+    # (Anti)parallel codes, or a zero code (no direction at all): the arc is undefined.
+    degenerate = (sin.abs() < 1e-6) | (a_norm < eps) | (b_norm < eps)
     safe_sin = torch.where(degenerate, torch.ones_like(sin), sin)
     spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / safe_sin
     return torch.where(degenerate, (1 - t) * a + t * b, spherical).to(dtype)
