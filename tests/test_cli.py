@@ -154,3 +154,22 @@ def test_conditional_gan_trains_and_samples_chosen_classes(tiny_npz, tmp_path):
 def test_sampling_options_a_model_does_not_have_are_an_error(tiny_run, capsys, tmp_path):
     assert main(["sample", str(tiny_run), "--labels", "1", "-o", str(tmp_path / "x.png")]) == 2
     assert "does not take labels" in capsys.readouterr().err
+
+
+def test_demo_end_to_end_on_a_short_schedule(tmp_path, capsys, monkeypatch):
+    import genlab.demo
+
+    real_load = genlab.demo.load_dataset
+
+    def small_slice(name, split="train"):  # the demo's own code path, on 640 / 200 images
+        data = real_load(name, split=split)
+        return data.subset(torch.arange(0, len(data), len(data) // (640 if split == "train" else 200)))
+
+    monkeypatch.setattr(genlab.demo, "load_dataset", small_slice)
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--gan-epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("samples.png", "reconstructions.png", "morph.png", "morph.gif", "vae_loss.png", "gan_monitor.png", "summary.json"):
+        assert (tmp_path / "demo" / name).is_file(), name
+        assert name in out
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["test_iwae_k100_nats"] >= summary["test_elbo_nats"] - 1.0

@@ -13,11 +13,11 @@ from genlab.checkpoint import load
 from genlab.config import TrainConfig
 from genlab.data import Dataset, list_datasets, load_dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError
-from genlab.models import VAE, VAEConfig
+from genlab.models import GAN, VAE, GANConfig, VAEConfig
 from genlab.models.vae import reparameterize
 from genlab.training import train
 
 __all__ = [
-    "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GenlabError", "TrainConfig", "VAEConfig",
+    "GAN", "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "TrainConfig", "VAEConfig",
     "__version__", "list_datasets", "load", "load_dataset", "reparameterize", "train",
 ]

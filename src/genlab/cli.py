@@ -118,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     info = data_sub.add_parser("info", help="one dataset: splits, shape, classes, location")
     info.add_argument("name", help="a dataset name from `genlab data list`")
 
-    demo = commands.add_parser("demo", help="train on the bundled subset and write pictures (about a minute)")
+    demo = commands.add_parser("demo", help="train a VAE and a GAN on the bundled subset and write pictures (a few minutes)")
     demo.add_argument("--out", default="demo", help="folder for the pictures")
-    demo.add_argument("--epochs", type=int, default=12, help="training epochs on the 6000-image subset")
+    demo.add_argument("--epochs", type=int, default=12, help="VAE training epochs on the 6000-image subset")
+    demo.add_argument("--gan-epochs", type=int, default=15, help="GAN training epochs on the same subset")
     demo.add_argument("--seed", type=int, default=0, help="for training and sampling")
     return parser
 
@@ -275,7 +276,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from genlab.demo import run_demo
 
-    written = run_demo(args.out, epochs=args.epochs, seed=args.seed)
+    written = run_demo(args.out, epochs=args.epochs, gan_epochs=args.gan_epochs, seed=args.seed)
     print(f"\nThe demo wrote to {Path(args.out).resolve()}:")
     for name, path in written.items():
         print(f"  {name:<16} {path}")

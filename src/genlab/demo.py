@@ -1,4 +1,5 @@
-"""`genlab demo`: train a VAE on the bundled Fashion-MNIST subset and write what it learned as pictures."""
+"""`genlab demo`: train a VAE and a GAN on the bundled Fashion-MNIST subset and write what they
+learned as pictures, side by side."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,15 @@ import torch
 from genlab.checkpoint import CONFIG_FILE
 from genlab.config import TrainConfig
 from genlab.data import Dataset, load_dataset
-from genlab.models import VAE, VAEConfig
+from genlab.images import concat_images, make_grid, save_image
+from genlab.models import GAN, VAE, GANConfig, VAEConfig
 from genlab.models.vae import bits_per_dim
 from genlab.training import train
-from genlab.visuals import morph, write_morph, write_reconstructions, write_samples
+from genlab.visuals import morph, write_morph, write_reconstructions
+
+# The GAN the demo trains: DCGAN nets; settings chosen for a few CPU minutes on 6000 images.
+DEMO_GAN: dict = {}
+DEMO_GAN_EMA = 0.999
 
 
 def pick_pair(dataset: Dataset, first: str = "Sneaker", second: str = "Ankle boot") -> tuple[int, int]:
@@ -25,30 +31,47 @@ def pick_pair(dataset: Dataset, first: str = "Sneaker", second: str = "Ankle boo
     return 0, 1
 
 
-def run_demo(out_dir: str | Path = "demo", *, epochs: int = 12, data: str = "fashion-mnist-mini", seed: int = 0,
-             progress: bool = True, log=print) -> dict[str, Path]:
-    """Train, then write samples, reconstructions, a morph strip and GIF, a loss plot and test-set
-    likelihood bounds to ``out_dir``. Returns what was written, by name."""
+def _fresh(run_dir: Path) -> Path:
+    if (run_dir / CONFIG_FILE).exists():
+        shutil.rmtree(run_dir)  # the demo always starts fresh; it only removes its own run folders
+    return run_dir
+
+
+def run_demo(out_dir: str | Path = "demo", *, epochs: int = 12, gan_epochs: int = 15, data: str = "fashion-mnist-mini",
+             seed: int = 0, progress: bool = True, log=print) -> dict[str, Path]:
+    """Train a VAE and a GAN, then write their samples side by side, the VAE's reconstructions, a
+    morph strip and GIF, loss plots, the GAN's monitor plot and test-set likelihood bounds to
+    ``out_dir``. Returns what was written, by name."""
     started = time.perf_counter()
     out = Path(out_dir)
     train_set, test_set = load_dataset(data, split="train"), load_dataset(data, split="test")
-    run_dir = out / "vae"
-    if (run_dir / CONFIG_FILE).exists():
-        shutil.rmtree(run_dir)  # the demo always starts fresh; it only removes its own run folder
+    log_every = max(1, min(10, len(train_set) // 64 // 4))  # at least four points per epoch on the curves
+    run_dir = _fresh(out / "vae")
     log(f"Training a VAE on {train_set!r} for {epochs} epochs → {run_dir}")
     torch.manual_seed(seed)
     model = VAE(VAEConfig(image_shape=train_set.image_shape, latent_dim=16))
     train(model, train_set, TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=seed, out_dir=str(run_dir),
-                                        log_every=10, progress=progress))
+                                        log_every=log_every, progress=progress))
+    gan_dir = _fresh(out / "gan")
+    log(f"Training a GAN on {train_set!r} for {gan_epochs} epochs → {gan_dir}")
+    torch.manual_seed(seed)
+    gan = GAN(GANConfig(image_shape=train_set.image_shape, **DEMO_GAN))
+    train(gan, train_set, TrainConfig(epochs=gan_epochs, batch_size=64, seed=seed, out_dir=str(gan_dir), log_every=log_every,
+                                      ema_decay=DEMO_GAN_EMA, progress=progress))
 
-    written = {"run": run_dir, "samples": write_samples(model, out / "samples.png", n=64, seed=seed)}
+    written = {"vae_run": run_dir, "gan_run": gan_dir}
+    side_by_side = concat_images([make_grid(model.sample(64, seed=seed)), make_grid(gan.sample(64, seed=seed))],
+                                 gap=12, labels=["VAE samples", "GAN samples"])
+    written["samples"] = save_image(side_by_side, out / "samples.png", scale=2)
     x_test = test_set.float_images(slice(0, 16))
     written["reconstructions"] = write_reconstructions(model, x_test, out / "reconstructions.png")
     a, b = pick_pair(test_set)
     frames = morph(model, test_set.float_images([a])[0], test_set.float_images([b])[0], steps=10)
     written["morph"], written["morph_gif"] = write_morph(frames, out / "morph.png", out / "morph.gif")
-    if (run_dir / "loss.png").exists():
-        written["loss_plot"] = Path(shutil.copyfile(run_dir / "loss.png", out / "loss.png"))
+    for name, source in (("vae_loss", run_dir / "loss.png"), ("gan_loss", gan_dir / "loss.png"),
+                         ("gan_monitor", gan_dir / "monitor.png")):
+        if source.exists():
+            written[name] = Path(shutil.copyfile(source, out / f"{name}.png"))
 
     with torch.no_grad():
         x = test_set.float_images()

@@ -6,9 +6,10 @@ from typing import Any
 from genlab.config import config_from_dict
 from genlab.errors import CheckpointError
 from genlab.models.base import GenerativeModel, Phase
+from genlab.models.gan import GAN, GANConfig
 from genlab.models.vae import VAE, VAEConfig
 
-MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE}
+MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE, GAN.kind: GAN}
 
 
 def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> GenerativeModel:
@@ -19,4 +20,4 @@ def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> 
     return cls(config_from_dict(cls.config_class, config, where=where))
 
 
-__all__ = ["MODEL_KINDS", "GenerativeModel", "Phase", "VAE", "VAEConfig", "build_model"]
+__all__ = ["GAN", "MODEL_KINDS", "GANConfig", "GenerativeModel", "Phase", "VAE", "VAEConfig", "build_model"]
