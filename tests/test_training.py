@@ -299,3 +299,10 @@ def test_mode_collapse_alarm_and_monitor_plot(tmp_path, blobs, capsys):
     rows = [r for r in read_rows(tmp_path / "run" / "metrics.csv") if r.get("monitor/diversity")]
     assert rows and float(rows[-1]["monitor/diversity"]) == 0.0
     assert (tmp_path / "run" / "monitor.png").is_file()
+
+
+def test_an_ema_longer_than_the_run_is_warned_about(tmp_path, blobs, capsys):
+    train(small_vae(), blobs, config(tmp_path, epochs=1, ema_decay=0.999))
+    assert "averages over ~1000 steps" in capsys.readouterr().err
+    train(small_vae(), blobs, config(tmp_path, "short", epochs=1, ema_decay=0.5))
+    assert "averages over" not in capsys.readouterr().err

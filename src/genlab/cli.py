@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train a VAE and a GAN on the bundled subset and write pictures (a few minutes)")
     demo.add_argument("--out", default="demo", help="folder for the pictures")
     demo.add_argument("--epochs", type=int, default=12, help="VAE training epochs on the 6000-image subset")
-    demo.add_argument("--gan-epochs", type=int, default=15, help="GAN training epochs on the same subset")
+    demo.add_argument("--gan-epochs", type=int, default=10, help="GAN training epochs on the same subset")
     demo.add_argument("--seed", type=int, default=0, help="for training and sampling")
     return parser
 

@@ -167,6 +167,7 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
             raise ValueError(f"phase {phase.name!r} names optimizer {phase.optimizer!r}, not one of {list(optimizers)}")
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
     sampler = BatchSampler(len(dataset), config.batch_size, config.seed, device)
+    _warn_if_ema_outlasts_the_run(config, sampler)
     state = {"step": 0, "elapsed": 0.0, "recoveries": 0}
     if resume:
         _check_resumable(run_dir, model, dataset)
@@ -265,6 +266,18 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
     if ema is not None:
         model.load_state_dict(ema.state_dict(model))
     return model.eval()
+
+
+def _warn_if_ema_outlasts_the_run(config: TrainConfig, sampler: BatchSampler) -> None:
+    """An EMA averages over about 1/(1 − decay) steps; over a shorter run it mostly holds early weights."""
+    if not config.ema_decay:
+        return
+    horizon = 1.0 / (1.0 - config.ema_decay)
+    steps = config.epochs * sampler.batches_per_epoch  # at most; GAN phases may draw several batches a step
+    if horizon > steps / 3:
+        tqdm.write(f"warning: ema_decay={config.ema_decay} averages over ~{horizon:.0f} steps but the run has at most "
+                   f"{steps}; the averaged weights will lag far behind (use a decay below {1 - 3 / steps:.4f})",
+                   file=sys.stderr)
 
 
 def _run_phases(phases: list[Phase], step: int, optimizers: dict[str, torch.optim.Optimizer],
