@@ -30,6 +30,7 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.vae_throughput
+	$(BIN)/python -m benchmarks.dcgan_throughput
 
 clean:
 	rm -rf $(VENV) demo build src/*.egg-info .pytest_cache
