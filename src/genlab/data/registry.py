@@ -15,6 +15,7 @@ from genlab.data.dataset import Dataset
 from genlab.data.files import load_folder, load_npz
 from genlab.data.idx import read_idx
 from genlab.data.sources import fetch, find_local, mirror_bases
+from genlab.data.toys import TOYS, make_toy
 from genlab.errors import DataError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -32,13 +33,14 @@ class NamedDataset:
 
     name: str
     description: str
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]  # (C, H, W) for images, (D,) for points
     classes: tuple[str, ...]
     num_images: dict[str, int]  # split → number of images; its keys are the splits
     read: Callable[[NamedDataset, str, list[Path]], Dataset]  # (spec, split, local files) → Dataset
     files: dict[str, tuple[RemoteFile, ...]]  # split → the files it needs
     mirrors: tuple[str, ...] = ()  # base URLs, tried in order
     hint: str = ""  # another way to get the files, for the not-found error
+    generated: bool = False  # made by code on each load (the 2-D toys): no files at all
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -68,6 +70,13 @@ def _read_bundled(spec: NamedDataset, split: str, paths: list[Path]) -> Dataset:
         raise DataError(f"{path}: bundled file missing, expected it installed with genlab (reinstall the package)")
     dataset = load_npz(path)
     return Dataset(dataset.images, dataset.labels, dataset.classes, spec.name)
+
+
+TOY_SEEDS = {"train": 0, "test": 1}  # fixed, so every load of a split gives the same points
+
+
+def _read_toy(spec: NamedDataset, split: str, paths: list[Path]) -> Dataset:
+    return make_toy(spec.name, spec.num_images[split], seed=TOY_SEEDS[split])
 
 
 def _idx_files(sha256: dict[str, str]) -> dict[str, tuple[RemoteFile, ...]]:
@@ -148,6 +157,20 @@ DATASETS: dict[str, NamedDataset] = {
             read=_read_bundled,
             files={"train": (), "test": ()},
         ),
+        *(
+            NamedDataset(
+                name=toy.name,
+                description=f"2-D mode-collapse toy: {toy.description}; labels = mode index",
+                image_shape=(2,),
+                classes=toy.classes,
+                # VEEGAN/PacGAN train on 100,000 points and score 2,500 generated samples.
+                num_images={"train": 100_000, "test": 2_500},
+                read=_read_toy,
+                files={"train": (), "test": ()},
+                generated=True,
+            )
+            for toy in TOYS.values()
+        ),
     )
 }
 
@@ -162,7 +185,7 @@ def load_dataset(
 
     ``split`` picks the part of a named dataset ("train" or "test"); it is ignored for paths,
     which are one set each (split such data yourself, e.g. with ``Dataset.subset``).
-    ``image_size`` (int for square, or (height, width)) resizes every image.
+    ``image_size`` (int for square, or (height, width)) resizes every image (not for point datasets).
     ``download=False`` fails instead of downloading missing files.
     Names win over paths: load a folder called ``mnist`` in the current folder as ``./mnist``.
     """
@@ -197,6 +220,9 @@ def load_dataset(
 
 def resize_images(dataset: Dataset, size: tuple[int, int] | None) -> Dataset:
     """``dataset`` with every image resized to ``size`` (height, width); unchanged if None or already so."""
+    if size is not None and dataset.is_points:
+        raise DataError(f"dataset {dataset.name!r} holds {dataset.image_shape[0]}-D points, not images; "
+                        "image_size cannot apply to it, expected image_size=None")
     if size is None or tuple(dataset.images.shape[2:]) == size:
         return dataset
     images = dataset.images
@@ -246,7 +272,9 @@ def _unique_files(spec: NamedDataset) -> list[RemoteFile]:
 
 
 def _location(spec: NamedDataset) -> str:
-    """Where the files are: a folder list, 'bundled ...', or 'not present (will download)'."""
+    """Where the files are: a folder list, 'bundled ...', 'generated ...' or 'not present (will download)'."""
+    if spec.generated:
+        return "generated (no files: drawn with a fixed seed on each load)"
     files = _unique_files(spec)
     if not files:
         return f"bundled with genlab ({BUNDLED_DIR})"
