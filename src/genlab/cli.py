@@ -14,7 +14,7 @@ import torch
 from genlab.errors import DataError, GenlabError
 
 EXAMPLES = """examples:
-  genlab demo                                          # a VAE on the bundled Fashion-MNIST subset, ~1 minute
+  genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
   genlab train vae --data fashion-mnist --epochs 10 --out runs/vae
   genlab train vae --data fashion-mnist --epochs 20 --out runs/vae --resume
   genlab train gan --data fashion-mnist --conditional --epochs 10 --out runs/cgan
