@@ -84,4 +84,5 @@ class Dataset:
 
     def __repr__(self) -> str:
         labels = "no labels" if self.labels is None else f"{self.num_classes} classes"
-        return f"Dataset({self.name!r}, {len(self)} images of {'×'.join(map(str, self.image_shape))}, {labels})"
+        items = f"{self.image_shape[0]}-D points" if self.is_points else f"images of {'×'.join(map(str, self.image_shape))}"
+        return f"Dataset({self.name!r}, {len(self)} {items}, {labels})"
