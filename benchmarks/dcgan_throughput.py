@@ -45,7 +45,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from benchmarks import dcgan_contenders, harness
 from benchmarks.dcgan_contenders import initial_gan, load_training_set, resolve_data

@@ -83,11 +83,14 @@ class DiversityAlarm:
         return mean_pairwise_distance(samples) / max(self.data_diversity, 1e-12)
 
 
+METRICS_FILE = "metrics.csv"
+
+
 class MetricsLog:
     """metrics.csv (one row per log interval) and TensorBoard scalars when tensorboard is installed."""
 
     def __init__(self, run_dir: Path, *, resume_step: int | None, tensorboard: bool) -> None:
-        self.path = run_dir / "metrics.csv"
+        self.path = run_dir / METRICS_FILE
         self.columns: list[str] = []
         self.rows: list[dict[str, str]] = []
         if resume_step is not None and self.path.exists():

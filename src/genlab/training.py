@@ -26,9 +26,7 @@ from genlab.config import TrainConfig, config_to_dict
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError, GenlabError
 from genlab.models.base import GenerativeModel, Phase
-from genlab.monitor import DiversityAlarm, MetricsLog, RunningMeans, gradient_norm, parameters_finite
-
-METRICS_FILE = "metrics.csv"
+from genlab.monitor import METRICS_FILE, DiversityAlarm, MetricsLog, RunningMeans, gradient_norm, parameters_finite
 
 
 class TrainingDiverged(GenlabError):
