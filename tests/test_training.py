@@ -1,6 +1,7 @@
 """The one training loop: learning, checkpoints, resume, atomicity, and the phase contract."""
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -77,9 +78,11 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, blobs, ema_decay
     assert steps == sorted(set(steps)) == [int(r["step"]) for r in read_rows(tmp_path / "full" / "metrics.csv")]
 
 
-def test_a_crash_mid_run_loses_at_most_one_checkpoint_interval(tmp_path, blobs, monkeypatch):
-    """A run that dies inside step 10 resumes from its step-8 checkpoint to the same end."""
-    full = train(small_vae(), blobs, config(tmp_path, "full", epochs=2))
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
+def test_a_crash_mid_run_loses_at_most_one_checkpoint_interval(tmp_path, blobs, monkeypatch, lr_schedule):
+    """A run that dies inside step 10 resumes from its step-8 checkpoint to the same end
+    (with an annealed rate too: the schedule is a function of progress, not of the process)."""
+    full = train(small_vae(), blobs, config(tmp_path, "full", epochs=2, lr_schedule=lr_schedule))
 
     class Crash(Exception):
         pass
@@ -94,14 +97,37 @@ def test_a_crash_mid_run_loses_at_most_one_checkpoint_interval(tmp_path, blobs, 
 
     monkeypatch.setattr(VAE, "loss", loss_that_crashes_on_the_tenth_call)
     with pytest.raises(Crash):
-        train(small_vae(), blobs, config(tmp_path, "crashed", epochs=2, checkpoint_every=4))
+        train(small_vae(), blobs, config(tmp_path, "crashed", epochs=2, checkpoint_every=4, lr_schedule=lr_schedule))
     monkeypatch.undo()
     assert load_file(tmp_path / "crashed" / "model.safetensors") is not None
-    resumed = train(small_vae(), blobs, config(tmp_path, "crashed", epochs=2), resume=True)
+    resumed = train(small_vae(), blobs, config(tmp_path, "crashed", epochs=2, lr_schedule=lr_schedule), resume=True)
     for name, tensor in full.state_dict().items():
         assert torch.equal(tensor, resumed.state_dict()[name]), name
     steps = [int(r["step"]) for r in read_rows(tmp_path / "crashed" / "metrics.csv")]
     assert steps == sorted(set(steps))
+
+
+def test_lr_schedules_anneal_to_zero_from_the_decay_start():
+    from genlab.training import BatchSampler, LRSchedule
+
+    sampler = BatchSampler(100, 10, seed=0, device=torch.device("cpu"))  # 10 batches per epoch
+    for kind, start, expected in [("linear", 0.0, [1.0, 0.75, 0.5, 0.25, 0.0]),
+                                  ("linear", 0.5, [1.0, 1.0, 1.0, 0.5, 0.0]),
+                                  ("cosine", 0.0, [1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 0.0]),
+                                  ("constant", 0.0, [1.0] * 5)]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
+        schedule = LRSchedule(TrainConfig(epochs=2, lr_schedule=kind, lr_decay_start=start), {"o": optimizer}, sampler)
+        for batches, factor in zip([0, 5, 10, 15, 20], expected):
+            sampler.epoch, sampler.position = divmod(batches, 10)
+            schedule.apply(step=batches)
+            assert optimizer.param_groups[0]["lr"] == pytest.approx(0.4 * factor), (kind, start, batches)
+    # max_steps ends the run first: progress is step / max_steps; the divergence guard lowers the base.
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.4)
+    schedule = LRSchedule(TrainConfig(epochs=100, max_steps=8, lr_schedule="linear"), {"o": optimizer}, sampler)
+    sampler.epoch, sampler.position = 0, 0
+    schedule.scale(0.5)
+    schedule.apply(step=6)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.4 * 0.5 * 0.25)
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, blobs, monkeypatch):

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import torch
 
+from genlab.config import TrainConfig
 from genlab.errors import DataError, GenlabError
+from genlab.models.gan import GANConfig
 
 EXAMPLES = """examples:
   genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
@@ -43,6 +45,14 @@ def _int_list(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 32,64, got {text!r}") from None
     return values
+
+
+def _float_pair(text: str) -> tuple[float, float]:
+    try:
+        first, second = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two comma-separated numbers like 0.5,0.999, got {text!r}") from None
+    return first, second
 
 
 def _subparser(**kwargs) -> argparse.ArgumentParser:
@@ -78,12 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--latent-dim", type=int, default=None, metavar="N", help="size of z (default: 100 for images, 2 for points)")
     model.add_argument("--g-width", type=int, default=None, metavar="N", help="G width (default: 64 conv / 400 MLP)")
     model.add_argument("--d-width", type=int, default=None, metavar="N", help="D width (default: 64 conv / 200 MLP)")
-    model.add_argument("--lr-g", type=float, default=2e-4, help="G's Adam learning rate")
-    model.add_argument("--lr-d", type=float, default=2e-4, help="D's Adam learning rate (TTUR: may differ from G's)")
-    model.add_argument("--d-steps", type=int, default=1, metavar="N", help="D updates per G update")
-    model.add_argument("--r1-gamma", type=float, default=0.0, metavar="G", help="R1 penalty weight γ (0: off)")
-    model.add_argument("--r1-every", type=int, default=16, metavar="K", help="lazy R1: every K steps")
-    model.add_argument("--gp-weight", type=float, default=10.0, metavar="L", help="λ for --loss wgan-gp")
+    model.add_argument("--lr-g", type=float, default=GANConfig.lr_g, help="G's Adam learning rate")
+    model.add_argument("--lr-d", type=float, default=GANConfig.lr_d, help="D's Adam learning rate (TTUR: may differ from G's)")
+    model.add_argument("--betas", type=_float_pair, default=GANConfig.betas, metavar="B1,B2", help="Adam's β1,β2")
+    model.add_argument("--d-steps", type=int, default=GANConfig.d_steps, metavar="N", help="D updates per G update")
+    model.add_argument("--r1-gamma", type=float, default=GANConfig.r1_gamma, metavar="G", help="R1 penalty weight γ (0: off)")
+    model.add_argument("--r1-every", type=int, default=GANConfig.r1_every, metavar="K", help="lazy R1: every K steps")
+    model.add_argument("--gp-weight", type=float, default=GANConfig.gp_weight, metavar="L", help="λ for --loss wgan-gp")
     model.add_argument("--spectral-norm", action="store_true", help="spectral norm on every D layer")
     model.add_argument("--diffaugment", default="", metavar="POLICY", help="e.g. translation,cutout,color")
     _add_training_options(gan, batch_size=64)
@@ -140,6 +151,10 @@ def _add_training_options(parser: argparse.ArgumentParser, batch_size: int) -> N
     group.add_argument("--batch-size", type=int, default=batch_size, metavar="N", help="items per step")
     group.add_argument("--seed", type=int, default=0, help="weight init, data order, noise")
     group.add_argument("--ema", type=float, default=None, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
+    group.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"], default=TrainConfig.lr_schedule,
+                       help="anneal the learning rates to 0 by the end of the run")
+    group.add_argument("--lr-decay-start", type=float, default=TrainConfig.lr_decay_start, metavar="F",
+                       help="fraction of the run after which the annealing starts")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     group.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 runs forward passes under autocast")
     group.add_argument("--log-every", type=int, default=50, metavar="STEPS", help="steps between metric rows")
@@ -175,6 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = genlab.TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=getattr(args, "lr", 1e-3), seed=args.seed, out_dir=args.out,
         device=args.device, precision=args.precision, ema_decay=args.ema, log_every=args.log_every,
+        lr_schedule=args.lr_schedule, lr_decay_start=args.lr_decay_start,
         checkpoint_every=args.checkpoint_every, max_steps=2 if args.dry_run else None, progress=not args.no_progress,
     )
     genlab.train(model, dataset, config, resume=args.resume)
@@ -200,7 +216,7 @@ def _build_gan(args: argparse.Namespace, dataset):
     return genlab.GAN(genlab.GANConfig(
         image_shape=dataset.image_shape, latent_dim=args.latent_dim, num_classes=dataset.num_classes if args.conditional else 0,
         g_width=args.g_width, d_width=args.d_width, loss=args.loss, lr_g=args.lr_g, lr_d=args.lr_d,
-        d_steps=args.d_steps, gp_weight=args.gp_weight, r1_gamma=args.r1_gamma, r1_every=args.r1_every,
+        betas=args.betas, d_steps=args.d_steps, gp_weight=args.gp_weight, r1_gamma=args.r1_gamma, r1_every=args.r1_every,
         spectral_norm=args.spectral_norm, diffaugment=args.diffaugment,
     ))
 

@@ -47,6 +47,7 @@ def check_positive(option: str, value: float, *, allow_zero: bool = False) -> No
 
 
 Precision = Literal["fp32", "bf16"]
+LRSchedule = Literal["constant", "linear", "cosine"]
 
 
 @dataclass
@@ -61,6 +62,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: Precision = "fp32"  # "bf16" runs forward passes under autocast
     ema_decay: float | None = None  # exponential moving average of weights, used for sampling and saving
+    lr_schedule: LRSchedule = "constant"  # "linear"/"cosine": anneal every optimizer's rate to 0 by the end
+    lr_decay_start: float = 0.0  # fraction of the run after which the annealing begins (0 = from the start)
     log_every: int = 50  # steps between metric rows (and the only host syncs of the loop)
     checkpoint_every: int = 0  # steps between checkpoints; 0 = at the end of each epoch only
     num_sample_images: int = 64  # the fixed-noise grid written after each epoch
@@ -79,6 +82,9 @@ class TrainConfig:
         check_positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
         check_positive("num_sample_images", self.num_sample_images, allow_zero=True)
         check_choice("precision", self.precision, Precision)
+        check_choice("lr_schedule", self.lr_schedule, LRSchedule)
+        if not 0.0 <= self.lr_decay_start < 1.0:
+            raise ConfigError(f"lr_decay_start must be in [0, 1), got {self.lr_decay_start!r}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay!r}")
         check_positive("max_recoveries", self.max_recoveries, allow_zero=True)

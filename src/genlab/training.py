@@ -212,9 +212,7 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
             )
         restored = restore_checkpoint(run_dir, model, optimizers, ema, sampler)
         state["recoveries"] += 1
-        for optimizer in optimizers.values():
-            for group in optimizer.param_groups:
-                group["lr"] *= config.recovery_lr_factor
+        schedule.scale(config.recovery_lr_factor)
         running.clear()
         log.truncate_after(int(restored["step"]))
         message = (f"step {step}: {reason}; restored the checkpoint of step {restored['step']} and multiplied the "
@@ -225,11 +223,13 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
         bar.n = sampler.epoch * sampler.batches_per_epoch + sampler.position
         return int(restored["step"])
 
+    schedule = LRSchedule(config, optimizers, sampler)
     if not resume:
         save()  # step 0: there is always a good checkpoint to return to
     with stop.installed():
         while sampler.epoch < config.epochs and (config.max_steps is None or step < config.max_steps):
             epoch_before, batches_before = sampler.epoch, sampler.epoch * sampler.batches_per_epoch + sampler.position
+            schedule.apply(step)
             _run_phases(phases, step, optimizers, parameters, sampler, images, labels, autocast, running)
             step += 1
             if ema is not None:
@@ -264,6 +264,53 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
     if ema is not None:
         model.load_state_dict(ema.state_dict(model))
     return model.eval()
+
+
+class LRSchedule:
+    """Anneals every optimizer's rate from its initial value to 0 over the end of the run.
+
+    The factor is a function of progress only, so a resumed run follows the same curve: progress is
+    the larger of batches drawn / (epochs × batches per epoch) and step / max_steps, i.e. how close
+    the run is to whichever limit stops it. "linear" is 1 − t; "cosine" is (1 + cos πt) / 2
+    (SGDR, Loshchilov & Hutter 2017, Eq. 5 with η_min = 0), with t going 0 → 1 from
+    ``lr_decay_start`` to the end. Each param group keeps its base rate as ``initial_lr`` (saved
+    with the optimizer state); the divergence guard lowers that base.
+    """
+
+    def __init__(self, config: TrainConfig, optimizers: dict[str, torch.optim.Optimizer], sampler: BatchSampler) -> None:
+        self.kind, self.start = config.lr_schedule, config.lr_decay_start
+        self.epochs, self.max_steps, self.sampler = config.epochs, config.max_steps, sampler
+        self.optimizers = optimizers
+        for group in self.groups():
+            group.setdefault("initial_lr", group["lr"])
+
+    def groups(self) -> Iterator[dict[str, Any]]:
+        """Looked up each time: restoring a checkpoint replaces the optimizers' param-group dicts."""
+        for optimizer in self.optimizers.values():
+            yield from optimizer.param_groups
+
+    def factor(self, step: int) -> float:
+        if self.kind == "constant":
+            return 1.0
+        sampler = self.sampler
+        progress = (sampler.epoch * sampler.batches_per_epoch + sampler.position) / (self.epochs * sampler.batches_per_epoch)
+        if self.max_steps:
+            progress = max(progress, step / self.max_steps)
+        t = min(1.0, max(0.0, (progress - self.start) / (1.0 - self.start)))
+        return 1.0 - t if self.kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def apply(self, step: int) -> None:
+        if self.kind == "constant":
+            return
+        factor = self.factor(step)
+        for group in self.groups():
+            group["lr"] = group["initial_lr"] * factor
+
+    def scale(self, factor: float) -> None:
+        """Multiply the base and current rates (the divergence guard's "lower the learning rates")."""
+        for group in self.groups():
+            group["initial_lr"] *= factor
+            group["lr"] *= factor
 
 
 def _warn_if_ema_outlasts_the_run(config: TrainConfig, sampler: BatchSampler) -> None:

@@ -2,8 +2,8 @@
 
 A generator G maps noise z ~ N(0, I) to samples; a discriminator D scores samples as real or fake.
 Each training step updates D (``d_steps`` times, on fresh batches) and then G (on D's last batch,
-so a conditional G copies the data's labels), plus R1 on D every ``r1_every`` steps when enabled:
-three phases of the one training loop (models/base.py). D sees images in [-1, 1], G ends in tanh;
+so a conditional G copies the data's labels; with one D step, on the very fakes D just saw), plus
+R1 on D every ``r1_every`` steps when enabled: three phases of the one training loop (models/base.py). D sees images in [-1, 1], G ends in tanh;
 ``sample`` returns [0, 1] like every model here. Point data (N×D) passes through unscaled.
 """
 from __future__ import annotations
@@ -156,6 +156,7 @@ class GAN(GenerativeModel):
             self.generator = mlp_generator(dim, config.latent_dim, config.g_width, k)
             self.discriminator = mlp_discriminator(dim, config.d_width, k, batch_norm, config.spectral_norm)
         self.d_loss_fn, self.g_loss_fn = GAN_LOSSES[config.loss]
+        self._fakes_for_g: tuple[torch.Tensor, torch.Tensor | None] | None = None  # D's phase → G's phase
 
     @property
     def is_points(self) -> bool:
@@ -228,8 +229,16 @@ class GAN(GenerativeModel):
         """D's loss on a real batch and as many fakes (with the batch's labels); fakes need no G graph."""
         labels = self._training_labels(labels)
         real = self.to_model_range(x)
-        with torch.no_grad():
-            fake = self.generator(torch.randn(x.shape[0], self.config.latent_dim, device=x.device), labels)
+        z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device)
+        if self.config.d_steps == 1 and torch.is_grad_enabled():
+            # G's forward pass is run once per step, as in the PyTorch DCGAN example: these fakes,
+            # with their G graph, are handed to G's phase; D trains on them detached.
+            fake_with_graph = self.generator(z, labels)
+            self._fakes_for_g = (fake_with_graph, labels)
+            fake = fake_with_graph.detach()
+        else:
+            with torch.no_grad():
+                fake = self.generator(z, labels)
         real, fake = self.augment(real), self.augment(fake)
         real_logits = self.discriminator(real, labels)
         fake_logits = self.discriminator(fake, labels)
@@ -243,9 +252,15 @@ class GAN(GenerativeModel):
         return {"loss": loss, **out}
 
     def generator_loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """G's loss on fresh fakes; ``x`` only sets the batch size (and its labels the classes)."""
+        """G's loss on the fakes D's phase just made (see ``discriminator_loss``), scored by the updated D;
+        fresh fakes when there are none (``d_steps`` > 1, or called on its own). ``x`` only sets the
+        batch size (and its labels the classes)."""
         labels = self._training_labels(labels)
-        fake = self.generator(torch.randn(x.shape[0], self.config.latent_dim, device=x.device), labels)
+        fakes, self._fakes_for_g = self._fakes_for_g, None
+        if fakes is not None and fakes[0].shape[0] == x.shape[0]:
+            fake = fakes[0]
+        else:
+            fake = self.generator(torch.randn(x.shape[0], self.config.latent_dim, device=x.device), labels)
         with frozen(self.discriminator):
             fake_logits = self.discriminator(self.augment(fake), labels)
         return {"loss": self.g_loss_fn(fake_logits), "fake_prob": torch.sigmoid(fake_logits).mean()}
