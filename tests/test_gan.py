@@ -246,8 +246,9 @@ def test_a_point_gan_trains_on_unlabelled_points(tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     dict(),
+    dict(num_classes=2, diffaugment="translation"),
     dict(num_classes=2, spectral_norm=True, r1_gamma=1.0, r1_every=3, d_steps=2, diffaugment="translation,cutout,color"),
-], ids=["dcgan", "conditional-sn-r1-diffaugment"])
+], ids=["dcgan", "conditional-diffaugment", "conditional-sn-r1-2dsteps"])
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, overrides):
     # 64 images / 16 = 4 batches per epoch; stop at step 3 (mid-epoch 1), resume to the end of epoch 2.
     data = make_blobs()
@@ -260,3 +261,22 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, overrides):
     split_state = load_file(tmp_path / "split" / "training_state.safetensors")
     for name in full_state:
         assert torch.equal(full_state[name], split_state[name]), name
+
+
+@pytest.mark.parametrize("d_steps, forwards_per_step", [(1, 1), (2, 3)])
+def test_g_runs_forward_once_per_step_when_d_steps_is_one(tmp_path, d_steps, forwards_per_step):
+    """With one D step, G's phase scores the very fakes D's phase made (as the PyTorch DCGAN example
+    does), so G runs forward once per step; with n D steps: n detached fakes + one fresh batch for G."""
+    model, calls = tiny(d_steps=d_steps), {"n": 0}
+    model.generator.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+    genlab.train(model, make_blobs(), train_config(tmp_path, max_steps=3, epochs=100))
+    assert calls["n"] == 3 * forwards_per_step
+
+
+def test_a_conditional_gan_draws_one_class_per_column_in_its_epoch_grids(tmp_path):
+    from PIL import Image
+
+    genlab.train(tiny(num_classes=2), make_blobs(), train_config(tmp_path, epochs=1, num_sample_images=7))
+    grid = Image.open(tmp_path / "run" / "samples" / "epoch_001.png")
+    # 6 samples (7 rounded down to whole rows) in 2 columns and 3 rows of 28 px tiles, 2 px padding, scale 2.
+    assert grid.size == (2 * (2 + 2 * 30), 2 * (2 + 3 * 30))

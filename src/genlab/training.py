@@ -363,9 +363,11 @@ def _sample_and_watch(model: GenerativeModel, ema: EMA | None, config: TrainConf
 
     with ema.applied(model) if ema is not None else contextlib.nullcontext():
         model.eval()
-        samples = model.sample(config.num_sample_images, seed=config.seed)  # the same noise every epoch
+        columns = model.grid_columns  # e.g. one per class: a whole number of rows
+        n = max(columns, config.num_sample_images // columns * columns) if columns else config.num_sample_images
+        samples = model.sample(n, seed=config.seed)  # the same noise every epoch
         model.train()
-    write_sample_picture(samples, run_dir / "samples" / f"epoch_{epoch:03d}", dataset.name)
+    write_sample_picture(samples, run_dir / "samples" / f"epoch_{epoch:03d}", dataset.name, nrow=columns)
     ratio = alarm.ratio(samples)
     running.add("monitor", {"diversity": ratio})  # logged with the next row
     if ratio.item() < alarm.threshold:

@@ -16,9 +16,10 @@ from genlab.latent import interpolation_path
 from genlab.models.base import GenerativeModel
 
 
-def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, dataset_name: str = "") -> Path:
-    """``path_stem``.png: a grid for images, or for 2-D points a scatter plot over the dataset's
-    mode centres when it is one of the toy mixtures."""
+def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, dataset_name: str = "",
+                         nrow: int | None = None) -> Path:
+    """``path_stem``.png: a grid for images (``nrow`` per row), or for 2-D points a scatter plot over
+    the dataset's mode centres when it is one of the toy mixtures."""
     if samples.dim() == 2:
         from genlab.report import plot_points
 
@@ -30,7 +31,7 @@ def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, da
         except ImportError:
             pass
         return plot_points(samples.cpu(), f"{path_stem}.png", centers=centers)
-    return save_image(samples, f"{path_stem}.png", scale=2)
+    return save_image(samples, f"{path_stem}.png", nrow=nrow, scale=2)
 
 
 def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, seed: int | None = 0, scale: int = 2,
@@ -46,7 +47,8 @@ def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, 
     samples = model.sample(n, seed=seed, **options)
     if samples.dim() == 2:
         return write_sample_picture(samples, Path(path).with_suffix(""))
-    return save_image(samples, path, scale=scale)
+    nrow = None if "labels" in options else model.grid_columns  # default labels: one class per column
+    return save_image(samples, path, nrow=nrow, scale=scale)
 
 
 @torch.no_grad()

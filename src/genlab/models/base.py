@@ -60,6 +60,11 @@ class GenerativeModel(nn.Module):
     # Logged columns (e.g. "D/real_prob") the loop plots in monitor.png beside the 0.5 equilibrium line.
     monitor_columns: ClassVar[tuple[str, ...]] = ()
 
+    @property
+    def grid_columns(self) -> int | None:
+        """Columns of a sample grid when they mean something (one per class for a conditional model)."""
+        return None
+
     def __init__(self, config: Any) -> None:
         super().__init__()
         self.config = config

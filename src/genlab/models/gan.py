@@ -159,6 +159,11 @@ class GAN(GenerativeModel):
         self._fakes_for_g: tuple[torch.Tensor, torch.Tensor | None] | None = None  # D's phase → G's phase
 
     @property
+    def grid_columns(self) -> int | None:
+        """A conditional GAN's default labels cycle 0..K−1, so a K-wide grid has one class per column."""
+        return self.config.num_classes or None
+
+    @property
     def is_points(self) -> bool:
         return len(self.config.image_shape) == 1
 
