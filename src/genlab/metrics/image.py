@@ -1,0 +1,180 @@
+"""Image-level metrics: sharpness, PSNR, SSIM, and how evenly an interpolation path moves.
+
+Images are N×C×H×W float tensors in [0, 1] (any float dtype, any device); everything is computed in float64.
+Per-image functions return a float64 tensor (N,); summaries return plain Python floats or dicts of floats.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from genlab.errors import ConfigError
+
+# The 4-neighbour discrete Laplacian (OpenCV's Laplacian with ksize=1).
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+
+
+# ------------------------------------------------------------------------------------------- sharpness
+
+
+def laplacian_energy(images: torch.Tensor) -> torch.Tensor:
+    """Variance of the Laplacian per image: the focus measure of Pech-Pacheco et al. 2000 ("Diatom autofocusing
+    in brightfield microscopy: a comparative study", the "variance of Laplacian" operator).
+
+    The 3×3 Laplacian [[0, 1, 0], [1, −4, 1], [0, 1, 0]] is applied to each channel on the valid region only
+    (an (H−2)×(W−2) response, no padding, so image borders add no false edges); the population variance of the
+    response is taken per channel and averaged over channels. Blur removes high frequencies and lowers it;
+    a constant image gives 0. Needs H, W ≥ 3. Returns a float64 tensor (N,).
+    """
+    images = _check_images(images, "images", "laplacian_energy", min_size=3)
+    channels = images.shape[1]
+    kernel = _LAPLACIAN.to(images.device).expand(channels, 1, 3, 3)
+    response = F.conv2d(images, kernel, groups=channels)  # N×C×(H−2)×(W−2)
+    return response.flatten(2).var(dim=2, correction=0).mean(dim=1)
+
+
+def sharpness(images: torch.Tensor, reference: torch.Tensor | None = None) -> float:
+    """Mean ``laplacian_energy`` of ``images``; with ``reference`` images (e.g. real data), the ratio
+    mean energy(images) / mean energy(reference): 1.0 is as sharp as the reference, below 1 blurrier.
+
+    Only compare images of the same size and content type: the energy scales with image content and resolution.
+    """
+    energy = float(laplacian_energy(images).mean())
+    if reference is None:
+        return energy
+    reference_energy = float(laplacian_energy(reference).mean())
+    if reference_energy == 0:
+        raise ConfigError("sharpness: reference images are all constant (Laplacian energy 0), so no ratio exists")
+    return energy / reference_energy
+
+
+# ------------------------------------------------------------------------------------------- reconstruction
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image, 10·log10(data_range² / MSE) in dB, MSE over C×H×W.
+
+    Identical images give inf. Returns a float64 tensor (N,).
+    """
+    a, b = _check_pair(a, b, "psnr", min_size=1)
+    data_range = _check_positive(data_range, "data_range", "psnr")
+    mse = (a - b).square().flatten(1).mean(dim=1)
+    return 10 * torch.log10(data_range ** 2 / mse)  # mse = 0 → inf
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
+         sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity per image (Wang et al. 2004, "Image Quality Assessment: From Error Visibility to
+    Structural Similarity", Eq. 13, with the paper's K1 = 0.01, K2 = 0.03 and 11×11 Gaussian window, σ = 1.5):
+        SSIM(x, y) = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),  C_i = (K_i · data_range)²
+    with local means, variances and covariance weighted by the normalised Gaussian window. The map is computed
+    on the valid region only (windows fully inside the image, as the authors' ``ssim_index.m``), averaged over
+    positions and channels. 1 for identical images. Needs H, W ≥ ``window_size``. Returns a float64 tensor (N,).
+    """
+    fn = "ssim"
+    if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1 or window_size % 2 == 0:
+        raise ConfigError(f"{fn}: window_size must be an odd int >= 1, got {window_size!r}")
+    sigma = _check_positive(sigma, "sigma", fn)
+    data_range = _check_positive(data_range, "data_range", fn)
+    a, b = _check_pair(a, b, fn, min_size=window_size)
+    channels = a.shape[1]
+    offsets = torch.arange(window_size, dtype=torch.float64, device=a.device) - (window_size - 1) / 2
+    gaussian = torch.exp(-offsets.square() / (2 * sigma ** 2))
+    gaussian = gaussian / gaussian.sum()
+
+    def local_mean(x: torch.Tensor) -> torch.Tensor:  # separable Gaussian filter, valid region
+        x = F.conv2d(x, gaussian.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+        return F.conv2d(x, gaussian.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+
+    mu_a, mu_b = local_mean(a), local_mean(b)
+    var_a = local_mean(a * a) - mu_a.square()
+    var_b = local_mean(b * b) - mu_b.square()
+    cov_ab = local_mean(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    numerator = (2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)
+    ssim_map = numerator / ((mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2))
+    return ssim_map.flatten(1).mean(dim=1)
+
+
+# ------------------------------------------------------------------------------------------- latent paths
+
+
+def latent_smoothness(path_features: torch.Tensor) -> dict[str, float]:
+    """How evenly and how directly interpolation paths move through a feature space.
+
+    ``path_features``: T×F (one path: the features of T frames from one endpoint to the other, e.g. a
+    classifier's features of decoded lerp/slerp frames) or N×T×F (N paths). With step lengths
+    s_t = ‖f_{t+1} − f_t‖ (t = 1..T−1) of each path:
+
+    - "evenness" = mean over paths of std(s) / mean(s) (coefficient of variation, population std):
+      0 when every step moves the same distance; large when the path sits still and then jumps, as a
+      generator does when interpolating between modes it has learned as separate islands.
+    - "straightness" = mean over paths of ‖f_T − f_1‖ / Σ_t s_t, in [0, 1]: 1 for a straight line,
+      lower when the path detours (0 only for a closed loop).
+
+    This is a whole-path companion to StyleGAN's perceptual path length (Karras et al. 2019, "A Style-Based
+    Generator Architecture for GANs", §3.2), which averages the distance of small ε-steps along interpolations:
+    PPL measures how far steps go, these measure how uniformly and how directly. A path whose frames are all
+    identical has no steps to compare and gives NaN (and so does the mean over paths). Needs T ≥ 3.
+    """
+    fn = "latent_smoothness"
+    paths = torch.as_tensor(path_features).detach()
+    shape = tuple(paths.shape)
+    if paths.dim() == 2:
+        paths = paths.unsqueeze(0)
+    if paths.dim() != 3:
+        raise ConfigError(f"{fn}: path_features must be a T×F or N×T×F tensor, got shape {shape}")
+    if paths.shape[1] < 3 or paths.shape[0] == 0 or paths.shape[2] == 0:
+        raise ConfigError(f"{fn}: path_features needs T >= 3 frames per path (and N, F >= 1), "
+                          f"got shape {shape}")
+    paths = _as_float64(paths, "path_features", fn)
+    steps = (paths[:, 1:] - paths[:, :-1]).norm(dim=2)  # N×(T−1)
+    total = steps.sum(dim=1)
+    evenness = steps.std(dim=1, correction=0) / steps.mean(dim=1)  # 0/0 = NaN for a path that never moves
+    straightness = (paths[:, -1] - paths[:, 0]).norm(dim=1) / total
+    return {"evenness": float(evenness.mean()), "straightness": float(straightness.mean())}
+
+
+# ------------------------------------------------------------------------------------------- input checks
+
+
+def _as_float64(tensor: torch.Tensor, name: str, fn: str) -> torch.Tensor:
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise ConfigError(f"{fn}: {name} must be a real-valued tensor, got dtype {tensor.dtype}")
+    tensor = tensor.double()
+    if not torch.isfinite(tensor).all():
+        raise ConfigError(f"{fn}: {name} must be finite, found NaN or inf")
+    return tensor
+
+
+def _check_images(value: Any, name: str, fn: str, *, min_size: int) -> torch.Tensor:
+    images = torch.as_tensor(value).detach()
+    if images.dim() != 4:
+        raise ConfigError(f"{fn}: {name} must be a 4-D tensor N×C×H×W, got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise ConfigError(f"{fn}: {name} must be floats in [0, 1], got dtype {images.dtype} (divide uint8 by 255)")
+    n, c, h, w = images.shape
+    if n == 0 or c == 0 or h < min_size or w < min_size:
+        raise ConfigError(f"{fn}: {name} needs N, C >= 1 and H, W >= {min_size}, got shape {tuple(images.shape)}")
+    return _as_float64(images, name, fn)
+
+
+def _check_pair(a: Any, b: Any, fn: str, *, min_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    a = _check_images(a, "a", fn, min_size=min_size)
+    b = _check_images(b, "b", fn, min_size=min_size)
+    if a.shape != b.shape:
+        raise ConfigError(f"{fn}: a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b
+
+
+def _check_positive(value: Any, name: str, fn: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{fn}: {name} must be a finite number > 0, got {value!r}")
+    return number
