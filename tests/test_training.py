@@ -206,6 +206,18 @@ def test_optimizer_state_round_trips_without_pickle():
             assert torch.equal(a[key], b[key])
 
 
+def test_max_seconds_stops_a_run_and_it_can_be_resumed_for_longer(tmp_path, blobs):
+    cfg = config(tmp_path, epochs=1000, max_seconds=0.5, num_sample_images=0)
+    train(small_vae(), blobs, cfg)
+    meta = json.loads(__import__("safetensors").safe_open(str(tmp_path / "run" / "training_state.safetensors"), "pt").metadata()["genlab"])
+    assert 0.5 <= meta["elapsed"] < 30 and 0 < meta["step"] < 1000 * 6
+    train(small_vae(), blobs, config(tmp_path, epochs=1000, max_seconds=1.0, num_sample_images=0), resume=True)
+    later = json.loads(__import__("safetensors").safe_open(str(tmp_path / "run" / "training_state.safetensors"), "pt").metadata()["genlab"])
+    assert later["elapsed"] >= 1.0 and later["step"] > meta["step"]
+    with pytest.raises(ConfigError, match="max_seconds"):
+        TrainConfig(max_seconds=0)
+
+
 def test_train_config_round_trips_and_validates():
     cfg = TrainConfig(epochs=3, ema_decay=0.99)
     assert config_from_dict(TrainConfig, json.loads(json.dumps(config_to_dict(cfg)))) == cfg

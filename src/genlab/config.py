@@ -68,6 +68,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints; 0 = at the end of each epoch only
     num_sample_images: int = 64  # the fixed-noise grid written after each epoch
     max_steps: int | None = None  # stop early (smoke tests, --dry-run)
+    max_seconds: float | None = None  # stop after this much training time (wall clock, summed over resumes)
     max_recoveries: int = 3  # divergence guard: NaN/Inf restores the last checkpoint this many times at most
     recovery_lr_factor: float = 0.5  # ... each time multiplying the learning rates by this
     diversity_alarm: float = 0.3  # warn when samples are less diverse than this fraction of the data
@@ -93,6 +94,8 @@ class TrainConfig:
         check_positive("diversity_alarm", self.diversity_alarm, allow_zero=True)
         if self.max_steps is not None:
             check_positive("max_steps", self.max_steps)
+        if self.max_seconds is not None:
+            check_positive("max_seconds", self.max_seconds)
 
 
 def _jsonable(value: Any) -> Any:
