@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import shutil
@@ -45,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=2, help="contenders trained at once, 1 thread each (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the runs already in --work-dir (from an earlier call) without training")
     parser.add_argument("--quick", action="store_true", help="20 s budgets and 1,000 samples: a smoke run")
     parser.add_argument("--name", default=None, help="results file name (default vae_vs_gan or vae_vs_gan_quick)")
     args = parser.parse_args(argv)
@@ -52,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.budget, args.num_samples = 20.0, 1000
     if args.budget <= 0 or args.num_samples < 10 or args.parallel < 1:
         parser.error("--budget must be > 0, --num-samples >= 10 and --parallel >= 1")
+    if args.score_only and not args.work_dir:
+        parser.error("--score-only needs the --work-dir of an earlier run")
     args.name = args.name or ("vae_vs_gan_quick" if args.quick else "vae_vs_gan")
     return args
 
@@ -76,8 +81,6 @@ def train_contender(name: str, budget: float, seed: int, out_dir: str) -> dict[s
                                 device="cpu", progress=False, tensorboard=False)
     started = time.perf_counter()
     genlab.train(model, train, config)
-    import json
-
     from safetensors import safe_open
 
     from genlab.checkpoint import STATE_FILE
@@ -230,14 +233,18 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-vae-vs-gan-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     runs = {name: str(work_dir / name.replace(" ", "_")) for name in args.only}
-    for run_dir in runs.values():
-        if Path(run_dir).exists():
-            shutil.rmtree(run_dir)
     started = time.perf_counter()
     try:
-        print(f"training {', '.join(args.only)}: {args.budget:.0f} s each, {args.parallel} at a time (runs in {work_dir})",
-              flush=True)
-        trained = _in_processes(train_contender, [(n, args.budget, args.seed, runs[n]) for n in args.only], args.parallel)
+        if args.score_only:
+            trained = json.loads((work_dir / "trained.json").read_text())
+        else:
+            for run_dir in runs.values():
+                if Path(run_dir).exists():
+                    shutil.rmtree(run_dir)
+            print(f"training {', '.join(args.only)}: {args.budget:.0f} s each, {args.parallel} at a time (runs in {work_dir})",
+                  flush=True)
+            trained = _in_processes(train_contender, [(n, args.budget, args.seed, runs[n]) for n in args.only], args.parallel)
+            (work_dir / "trained.json").write_text(json.dumps(trained, indent=2))
         print(f"scoring with genlab.evaluate, {args.num_samples:,} samples each", flush=True)
         scored = _in_processes(evaluate_contender, [(n, runs[n], args.num_samples, args.seed) for n in args.only],
                                args.parallel)
