@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--score-only", action="store_true",
                         help="score the runs already in --work-dir (from an earlier call) without training")
+    parser.add_argument("--rerender", default=None, metavar="JSON", help="rewrite the Markdown of an earlier results file")
     parser.add_argument("--quick", action="store_true", help="20 s budgets and 1,000 samples: a smoke run")
     parser.add_argument("--name", default=None, help="results file name (default vae_vs_gan or vae_vs_gan_quick)")
     args = parser.parse_args(argv)
@@ -174,7 +175,7 @@ def _in_processes(function: Any, jobs: list[tuple], parallel: int) -> list[dict[
 # ----- report -----
 ROWS = [  # (key in evaluate's results, label, format, better)
     ("fid", "FID (judge features) ↓", "{:.1f}", "low"),
-    ("kid_mean", "KID ×1000 (judge features) ↓", "{:.2f}", "low"),
+    ("kid_mean", "KID (judge features) ↓", "{:.1f}", "low"),
     ("precision", "precision (fidelity) ↑", "{:.3f}", "high"),
     ("recall", "recall (diversity) ↑", "{:.3f}", "high"),
     ("density", "density ↑", "{:.3f}", "high"),
@@ -213,8 +214,7 @@ def markdown_report(args: argparse.Namespace, trained: list[dict[str, Any]], sco
         values = [metrics[n].get(key) for n in names]
         if all(v is None for v in values):
             continue
-        scale = 1000.0 if key == "kid_mean" else 1.0
-        cells = ["—" if v is None else fmt.format(v * scale) for v in values]
+        cells = ["—" if v is None else fmt.format(v) for v in values]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -229,6 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks import harness
 
     args = parse_args(argv)
+    if args.rerender:
+        saved = json.loads(Path(args.rerender).read_text())
+        settings, results = argparse.Namespace(**saved["results"]["settings"]), saved["results"]
+        machine = saved["machine"]
+        load = {"start": machine["load_average_at_start"], "end": machine["load_average_at_end"]}
+        markdown = markdown_report(settings, results["trained"], results["scored"], load)
+        md_path = Path(args.rerender).with_suffix(".md")
+        md_path.write_text(markdown.rstrip() + harness.markdown_footer(machine, saved["command"]))
+        print(md_path.read_text())
+        return 0
     machine = harness.machine_info()
     work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-vae-vs-gan-"))
     work_dir.mkdir(parents=True, exist_ok=True)

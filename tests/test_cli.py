@@ -165,10 +165,97 @@ def test_demo_end_to_end_on_a_short_schedule(tmp_path, capsys, monkeypatch):
         return data.subset(torch.arange(0, len(data), len(data) // (640 if split == "train" else 200)))
 
     monkeypatch.setattr(genlab.demo, "load_dataset", small_slice)
+    monkeypatch.setattr(genlab.demo, "REPORT_SAMPLES", 300)  # the report's code path, on fewer samples
+    from genlab.models import judge
+
+    if not (judge.WEIGHTS_DIR / f"{judge.SHIPPED_JUDGES['fashion-mnist']}.safetensors").is_file():
+        # Until the shipped judge's weights are installed: a small untrained judge, enough to run the report.
+        monkeypatch.setattr(judge, "load_judge", lambda spec=None: judge.Judge(judge.JudgeConfig(channels=(8, 16))).eval())
     assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--gan-epochs", "1"]) == 0
     out = capsys.readouterr().out
-    for name in ("samples.png", "reconstructions.png", "morph.png", "morph.gif", "vae_loss.png", "gan_monitor.png", "summary.json"):
+    for name in ("samples.png", "reconstructions.png", "morph.png", "morph.gif", "vae_loss.png", "gan_monitor.png", "summary.json",
+                 "report/report.html", "report/report.md", "report/results.json"):
         assert (tmp_path / "demo" / name).is_file(), name
         assert name in out
+    assert "lowest FID" in out  # the report's verdict, printed
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["test_iwae_k100_nats"] >= summary["test_elbo_nats"] - 1.0
+
+
+# ----- evaluate, compare, judge train -----
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(tmp_path_factory, tiny_npz):
+    """`genlab judge train` for one epoch on the 384 tiny images (an .npz: no test split, so it
+    reports the training accuracy). Returns (judge dir, what it printed)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("judges") / "judge"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["judge", "train", "--data", str(tiny_npz), "-o", str(out), "--epochs", "1", "--batch-size", "64",
+                     "--no-progress"]) == 0
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tiny_gan_run(tmp_path_factory, tiny_npz):
+    run = tmp_path_factory.mktemp("runs") / "gan"
+    assert main(["train", "gan", "--data", str(tiny_npz), "--epochs", "1", "--out", str(run), *GAN_TINY]) == 0
+    return run
+
+
+def test_judge_train_prints_its_accuracy_and_writes_a_loadable_judge(tiny_judge):
+    from genlab.models.judge import load_judge
+
+    out, printed = tiny_judge
+    assert "Judge training accuracy" in printed and f"--judge {out}" in printed
+    accuracy = float(printed.split("Judge training accuracy")[1].split(":")[1].split()[0])
+    assert 0.0 <= accuracy <= 1.0
+    assert load_judge(out).image_shape == (1, 28, 28)
+
+
+def test_evaluate_prints_a_table_and_writes_json(tiny_run, tiny_npz, tiny_judge, tmp_path, capsys):
+    results = tmp_path / "results.json"
+    assert main(["evaluate", str(tiny_run), "--data", str(tiny_npz), "--judge", str(tiny_judge[0]),
+                 "--metrics", "fid,kid,likelihood", "-n", "100", "--json", str(results), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "fid" in out and "bits_per_dim" in out and "precision" not in out
+    stored = json.loads(results.read_text())
+    assert stored["data"] == str(tiny_npz) and stored["results"]["num_samples"] == 100
+    assert {"fid", "kid_mean", "kid_std", "elbo_nats", "iwae_nats", "bits_per_dim"} <= set(stored["results"])
+
+
+def test_evaluate_a_folder_of_images(tiny_npz, tiny_judge, tmp_path, capsys):
+    images = np.load(tiny_npz)["images"]
+    for i in range(20):
+        Image.fromarray(images[i]).save(tmp_path / f"{i}.png")
+    assert main(["evaluate", "--images", str(tmp_path), "--data", str(tiny_npz), "--judge", str(tiny_judge[0]),
+                 "--metrics", "fid,sharpness", "--no-progress"]) == 0
+    assert "sharpness" in capsys.readouterr().out
+
+
+def test_compare_writes_the_report(tiny_run, tiny_gan_run, tiny_npz, tiny_judge, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["compare", str(tiny_run), str(tiny_gan_run), "--data", str(tiny_npz), "--judge", str(tiny_judge[0]),
+                 "-o", str(out), "-n", "60", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Report written" in printed and "lowest FID" in printed
+    assert {"report.md", "report.html", "results.json"} <= {path.name for path in out.iterdir()}
+    assert [run["kind"] for run in json.loads((out / "results.json").read_text())["runs"]] == ["vae", "gan"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--metrics", "cas"], "'cas' needs a conditional model; this VAE"),
+    (["--metrics", "fdi"], "unknown metric(s) 'fdi'"),
+    (["--metrics", "fid", "--features", "inception"], "--features inception needs torch-fidelity"),
+    (["--images", "."], "either a run directory or --images DIR, not both"),
+])
+def test_evaluate_bad_input_is_one_line_and_exit_code_2(extra, message, tiny_run, tiny_npz, tiny_judge, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as if not installed, even where it is
+    assert main(["evaluate", str(tiny_run), "--data", str(tiny_npz), "--judge", str(tiny_judge[0]), "-n", "50",
+                 "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err

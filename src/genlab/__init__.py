@@ -6,18 +6,21 @@
     genlab.train(model, train, genlab.TrainConfig(epochs=5, out_dir="runs/vae"))
     model = genlab.load("runs/vae")            # config.json + model.safetensors; no dataset needed
     x = model.sample(64, seed=0)               # float in [0, 1], N×C×H×W
+    genlab.evaluate(model, genlab.load_dataset("fashion-mnist", split="test"))   # FID, KID, ... by name
 """
 __version__ = "0.1.0"
 
 from genlab.checkpoint import load
+from genlab.comparison import compare
 from genlab.config import TrainConfig
 from genlab.data import Dataset, list_datasets, load_dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError
+from genlab.evaluation import evaluate, evaluate_images
 from genlab.models import GAN, VAE, GANConfig, VAEConfig
 from genlab.models.vae import reparameterize
 from genlab.training import train
 
 __all__ = [
     "GAN", "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "TrainConfig", "VAEConfig",
-    "__version__", "list_datasets", "load", "load_dataset", "reparameterize", "train",
+    "__version__", "compare", "evaluate", "evaluate_images", "list_datasets", "load", "load_dataset", "reparameterize", "train",
 ]

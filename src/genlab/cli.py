@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -26,6 +27,11 @@ EXAMPLES = """examples:
   genlab reconstruct runs/vae -o recon.png
   genlab interpolate runs/vae --steps 10 -o morph.png --gif morph.gif
   genlab data list
+  genlab judge train --data fashion-mnist -o runs/judge            # the classifier metrics see images through
+  genlab evaluate runs/gan --data fashion-mnist --json gan.json     # FID, KID, precision/recall, ...
+  genlab evaluate runs/vae --data fashion-mnist --metrics fid,likelihood -n 2000
+  genlab evaluate --images my_samples/ --data fashion-mnist         # images made by anything
+  genlab compare runs/vae runs/gan --data fashion-mnist -o report/  # the VAE-vs-GAN table, measured
 """
 
 
@@ -129,6 +135,38 @@ def build_parser() -> argparse.ArgumentParser:
     info = data_sub.add_parser("info", help="one dataset: splits, shape, classes, location")
     info.add_argument("name", help="a dataset name from `genlab data list`")
 
+    evaluate = commands.add_parser("evaluate", help="measure a run (or a folder of images) against real data",
+                                   description="Metrics (default: every one that applies to the model):\n"
+                                   + _metric_help())
+    evaluate.add_argument("run", nargs="?", default=None, help="run directory (or use --images)")
+    evaluate.add_argument("--images", default=None, metavar="DIR", help="evaluate a folder (or .npz) of generated images instead")
+    _add_reference_options(evaluate)
+    evaluate.add_argument("--metrics", default=None, metavar="A,B", help="comma-separated metric names (default: all that apply)")
+    evaluate.add_argument("-n", "--num-samples", type=int, default=10000, metavar="N", help="samples to draw (and real images to use, at most)")
+    evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the results here as JSON")
+    evaluate.add_argument("--batch-size", type=int, default=500, metavar="N", help="images per sampling/judging batch")
+    evaluate.add_argument("--seed", type=int, default=0, help="for samples and subsets")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    compare = commands.add_parser("compare", help="the VAE-vs-GAN property table for runs, measured: Markdown + HTML report")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    _add_reference_options(compare)
+    compare.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for report.md, report.html, results.json")
+    compare.add_argument("-n", "--num-samples", type=int, default=5000, metavar="N", help="samples per run")
+    compare.add_argument("--seed", type=int, default=0, help="for samples and subsets")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    judge = commands.add_parser("judge", help="the classifier that metrics see images through")
+    judge_sub = judge.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_subparser)
+    judge_train = judge_sub.add_parser("train", help="train a judge on a labelled dataset; prints its test accuracy")
+    judge_train.add_argument("--data", required=True, help="dataset name, image folder (class sub-folders) or .npz")
+    judge_train.add_argument("--split", default="train", help="split to train on (the test split, if any, is scored)")
+    judge_train.add_argument("-o", "--out", required=True, metavar="DIR", help="judge run directory (pass it as --judge DIR)")
+    judge_train.add_argument("--epochs", type=int, default=None, metavar="N", help="passes over the data (default: train_judge's)")
+    judge_train.add_argument("--batch-size", type=int, default=None, metavar="N", help="images per step (default: train_judge's)")
+    judge_train.add_argument("--seed", type=int, default=0, help="weight init, data order, augmentation")
+    judge_train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     demo = commands.add_parser("demo", help="train a VAE and a GAN on the bundled subset and write pictures (a few minutes)")
     demo.add_argument("--out", default="demo", help="folder for the pictures")
     demo.add_argument("--epochs", type=int, default=12, help="VAE training epochs on the 6000-image subset")
@@ -162,6 +200,21 @@ def _add_training_options(parser: argparse.ArgumentParser, batch_size: int) -> N
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     group.add_argument("--dry-run", action="store_true", help="two steps only: check that everything fits together")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _metric_help() -> str:
+    from genlab.evaluation import describe_metrics
+
+    return describe_metrics()
+
+
+def _add_reference_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="the real data to measure against (name, folder or .npz)")
+    parser.add_argument("--split", default="test", help="which split of a named dataset")
+    parser.add_argument("--judge", default=None, metavar="DIR",
+                        help="judge run from `genlab judge train` (default: the shipped one, 1×28×28 Fashion-MNIST only)")
+    parser.add_argument("--features", choices=["judge", "inception"], default="judge",
+                        help="feature space of fid/kid/prdc/smoothness; inception needs torch-fidelity and its weights")
 
 
 def _add_image_source(parser: argparse.ArgumentParser) -> None:
@@ -299,7 +352,79 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate,
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from genlab.data import load_dataset
+    from genlab.errors import ConfigError
+    from genlab.evaluation import evaluate, evaluate_images, format_results, parse_metrics
+
+    if (args.run is None) == (args.images is None):
+        raise ConfigError("give either a run directory or --images DIR, not " + ("both" if args.run else "neither"))
+    metrics = parse_metrics(args.metrics)  # a typo fails before any loading
+    dataset = load_dataset(args.data, split=args.split)
+    options = {"judge": args.judge, "features": args.features, "seed": args.seed, "batch_size": args.batch_size,
+               "progress": not args.no_progress}
+    if args.images is not None:
+        results = evaluate_images(args.images, dataset, metrics, args.num_samples, **options)
+        subject = args.images
+    else:
+        from genlab import load
+
+        results = evaluate(load(args.run), dataset, metrics, args.num_samples, **options)
+        subject = args.run
+    print(f"{subject} against {dataset.name!r} ({args.split}), {args.features} features:")
+    print(format_results(results))
+    if args.json:
+        from genlab.fileio import atomic_write
+
+        with atomic_write(args.json) as stream:
+            stream.write((json.dumps({"subject": str(subject), "data": dataset.name, "split": args.split,
+                                      "features": args.features, "results": _finite(results)}, indent=2) + "\n").encode())
+        print(f"Results written to {args.json}")
+    return 0
+
+
+def _finite(results: dict[str, float]) -> dict:
+    """JSON has no NaN/inf: write them as strings."""
+    return {key: value if math.isfinite(value) else str(value) for key, value in results.items()}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from genlab.comparison import compare
+    from genlab.data import load_dataset
+
+    dataset = load_dataset(args.data, split=args.split)
+    results = compare(args.runs, dataset, args.out, num_samples=args.num_samples, judge=args.judge,
+                      features=args.features, seed=args.seed, progress=not args.no_progress)
+    print("\n" + results["verdict"])
+    print(f"\nReport written to {Path(args.out).resolve()}: report.md, report.html, results.json")
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from genlab.data import load_dataset
+    from genlab.data.registry import DATASETS
+    from genlab.models.judge import judge_accuracy, train_judge
+
+
+    train_set = load_dataset(args.data, split=args.split)
+    spec = DATASETS.get(args.data)  # a folder or .npz is one set: no test split to score on
+    test_set = load_dataset(args.data, split="test") if spec and "test" in spec.splits and args.split != "test" else None
+    options = {key: value for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size)) if value is not None}
+    judge = train_judge(train_set, args.out, seed=args.seed, progress=not args.no_progress, test_dataset=test_set, **options)
+    if test_set is not None:
+        try:
+            accuracy = json.loads((Path(args.out) / "judge.json").read_text())["test_accuracy"]
+        except (OSError, ValueError, KeyError):
+            accuracy = judge_accuracy(judge, test_set)
+        print(f"Judge test accuracy on {test_set.name!r} ({len(test_set)} images): {accuracy:.4f}")
+    else:
+        print(f"Judge training accuracy on {train_set.name!r} (no test split to score on): "
+              f"{judge_accuracy(judge, train_set):.4f}")
+    print(f"Judge written to {args.out}; use it with --judge {args.out}")
+    return 0
+
+
+COMMANDS = {"evaluate": cmd_evaluate, "compare": cmd_compare, "judge": cmd_judge, "train": cmd_train, "sample": cmd_sample, "reconstruct": cmd_reconstruct, "interpolate": cmd_interpolate,
             "data": cmd_data, "demo": cmd_demo}
 
 if __name__ == "__main__":
