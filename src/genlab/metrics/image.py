@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import ConfigError
+from genlab.metrics.distribution import _as_float64  # one input check for every metric
 
 # The 4-neighbour discrete Laplacian (OpenCV's Laplacian with ksize=1).
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
@@ -139,15 +140,6 @@ def latent_smoothness(path_features: torch.Tensor) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------- input checks
-
-
-def _as_float64(tensor: torch.Tensor, name: str, fn: str) -> torch.Tensor:
-    if tensor.dtype == torch.bool or tensor.is_complex():
-        raise ConfigError(f"{fn}: {name} must be a real-valued tensor, got dtype {tensor.dtype}")
-    tensor = tensor.double()
-    if not torch.isfinite(tensor).all():
-        raise ConfigError(f"{fn}: {name} must be finite, found NaN or inf")
-    return tensor
 
 
 def _check_images(value: Any, name: str, fn: str, *, min_size: int) -> torch.Tensor:
