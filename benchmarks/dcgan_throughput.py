@@ -162,7 +162,7 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
         f"states), metrics.csv every {genlab_run.get('log_every', 50)} steps, and at the end loss.png and monitor.png "
         f"(drawn this run: {', '.join(plots) or 'none — fewer than two logged rows'}). "
         f"Its Adam is {'fused (`fused=True`)' if fused else 'NOT fused here (this torch build refused `fused=True`)'}. "
-        "Per step it runs G twice (once without a graph for D's fakes, once for G's own fresh fakes) and freezes D's "
+        "Per step it runs G once (G's phase scores the fakes D's phase made, as the example does) and freezes D's "
         "weights during G's backward; it reads losses back to the host only when logging.",
         "- plain PyTorch (pytorch/examples `dcgan/main.py`, on genlab's G and D modules): `TensorDataset(images "
         "normalised to [-1, 1] once)` + `DataLoader(batch_size, shuffle=True, drop_last=True)`, no workers; D on real "
