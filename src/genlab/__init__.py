@@ -17,10 +17,12 @@ from genlab.data import Dataset, list_datasets, load_dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError
 from genlab.evaluation import evaluate, evaluate_images
 from genlab.models import GAN, VAE, GANConfig, VAEConfig
+from genlab.models.judge import load_judge, train_judge
 from genlab.models.vae import reparameterize
 from genlab.training import train
 
 __all__ = [
     "GAN", "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "TrainConfig", "VAEConfig",
-    "__version__", "compare", "evaluate", "evaluate_images", "list_datasets", "load", "load_dataset", "reparameterize", "train",
+    "__version__", "compare", "evaluate", "evaluate_images", "list_datasets", "load", "load_dataset", "load_judge", "reparameterize", "train",
+    "train_judge",
 ]

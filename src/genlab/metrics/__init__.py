@@ -7,6 +7,7 @@
     scores = mode_coverage(samples, centers, std)   # VEEGAN/PacGAN protocol for 2-D mixtures
     sharp = sharpness(generated_images, reference=real_images)       # 1.0 = as sharp as the real data
 """
+from genlab.metrics.classifier import classification_accuracy_score
 from genlab.metrics.distribution import (
     class_histogram,
     feature_statistics,
@@ -26,6 +27,7 @@ from genlab.metrics.image import (
 from genlab.metrics.modes import mode_coverage
 
 __all__ = [
+    "classification_accuracy_score",
     "class_histogram",
     "feature_statistics",
     "frechet_distance",
