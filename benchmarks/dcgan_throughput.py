@@ -36,7 +36,6 @@ downloads), else the Fashion-MNIST train split resized to 32×32 (one channel).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -225,14 +224,12 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
 
 def rerender(json_path: Path) -> Path:
     """Rewrite ``<name>.md`` from ``<name>.json`` (e.g. after changing the report's wording)."""
-    payload = json.loads(json_path.read_text())
-    results = payload["results"]
-    args = argparse.Namespace(**results["settings"])
-    markdown = markdown_report(args, results["throughput"], results["runs"], results["sampling"], results["data"],
-                               payload["machine"], results.get("notes", []))
-    md_path = json_path.with_suffix(".md")
-    md_path.write_text(markdown.rstrip() + harness.markdown_footer(payload["machine"], payload["command"]))
-    return md_path
+    def render(payload: dict[str, Any]) -> str:
+        results = payload["results"]
+        return markdown_report(argparse.Namespace(**results["settings"]), results["throughput"], results["runs"],
+                               results["sampling"], results["data"], payload["machine"], results.get("notes", []))
+
+    return harness.rerender(json_path, render)
 
 
 def describe_data(args: argparse.Namespace) -> dict[str, Any]:
@@ -291,10 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             "sampling": sampling,
             "wall_seconds_total": time.perf_counter() - started,
         }
-        json_path, md_path = harness.write_results(args.name, payload, markdown, machine=machine)
-        print()
-        print(md_path.read_text())
-        print(f"wrote {json_path} and {md_path}")
+        harness.publish(args.name, payload, markdown, machine=machine)
     finally:
         if not args.work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)

@@ -102,6 +102,24 @@ def write_results(name: str, results: dict[str, Any], markdown: str, *, machine:
     return json_path, md_path
 
 
+def publish(name: str, results: dict[str, Any], markdown: str, *, machine: dict[str, Any]) -> tuple[Path, Path]:
+    """``write_results``, then print the Markdown as written and where both files went."""
+    json_path, md_path = write_results(name, results, markdown, machine=machine)
+    print("\n" + md_path.read_text())
+    print(f"wrote {json_path} and {md_path}")
+    return json_path, md_path
+
+
+def rerender(json_path: str | Path, render: Callable[[dict[str, Any]], str]) -> Path:
+    """Rewrite ``<name>.md`` from ``<name>.json`` (e.g. after changing a report's wording):
+    ``render`` gets the saved payload (``results``, ``machine``, ``command``) and returns the tables."""
+    json_path = Path(json_path)
+    payload = json.loads(json_path.read_text())
+    md_path = json_path.with_suffix(".md")
+    md_path.write_text(render(payload).rstrip() + markdown_footer(payload["machine"], payload["command"]))
+    return md_path
+
+
 def markdown_footer(machine: dict[str, Any], command: str) -> str:
     return (
         f"\n\nMeasured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, "

@@ -227,8 +227,7 @@ def main(argv: list[str] | None = None) -> None:
         "summaries": summaries,
         "runs": all_runs,
     }
-    json_path, md_path = harness.write_results(args.name, results, markdown, machine=machine)
-    print("\n" + markdown + f"\n\nWrote {json_path} and {md_path}")
+    harness.publish(args.name, results, markdown, machine=machine)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,6 @@ def train_contender(name: str, budget: float, seed: int, out_dir: str) -> dict[s
 def _train_pythae(train: Any, budget: float, seed: int, out_dir: str) -> dict[str, Any]:
     """pythae's TrainingPipeline on the genlab VAE's own networks, stopped when the budget is spent;
     the trained weights are then written as a genlab run (config.json + model.safetensors)."""
-    import torch
     from pythae.models import VAE as PythaeVAE
     from pythae.models import VAEConfig as PythaeVAEConfig
     from pythae.pipelines import TrainingPipeline
@@ -173,23 +172,23 @@ def _in_processes(function: Any, jobs: list[tuple], parallel: int) -> list[dict[
 
 
 # ----- report -----
-ROWS = [  # (key in evaluate's results, label, format, better)
-    ("fid", "FID (judge features) ↓", "{:.1f}", "low"),
-    ("kid_mean", "KID (judge features) ↓", "{:.1f}", "low"),
-    ("precision", "precision (fidelity) ↑", "{:.3f}", "high"),
-    ("recall", "recall (diversity) ↑", "{:.3f}", "high"),
-    ("density", "density ↑", "{:.3f}", "high"),
-    ("coverage", "coverage ↑", "{:.3f}", "high"),
-    ("inception_score_mean", "Inception Score (judge) ↑", "{:.2f}", "high"),
-    ("classes_covered", "classes covered (of 10)", "{:.0f}", "high"),
-    ("classes_kl_to_reference", "class KL to the data (nats) ↓", "{:.3f}", "low"),
-    ("sharpness", "sharpness (Laplacian energy ÷ real)", "{:.2f}", None),
-    ("cas", "CAS: judge trained on samples, real test accuracy ↑", "{:.3f}", "high"),
-    ("elbo_nats", "ELBO (nats/image) ↑", "{:.1f}", "high"),
-    ("iwae_nats", "IWAE bound, k=100 (nats/image) ↑", "{:.1f}", "high"),
-    ("bits_per_dim", "IWAE bits/dim ↓", "{:.3f}", "low"),
-    ("recon_psnr", "reconstruction PSNR (dB) ↑", "{:.2f}", "high"),
-    ("smoothness_evenness", "latent path evenness (CV of steps) ↓", "{:.3f}", "low"),
+ROWS = [  # (key in evaluate's results, label, number format)
+    ("fid", "FID (judge features) ↓", "{:.1f}"),
+    ("kid_mean", "KID (judge features) ↓", "{:.1f}"),
+    ("precision", "precision (fidelity) ↑", "{:.3f}"),
+    ("recall", "recall (diversity) ↑", "{:.3f}"),
+    ("density", "density ↑", "{:.3f}"),
+    ("coverage", "coverage ↑", "{:.3f}"),
+    ("inception_score_mean", "Inception Score (judge) ↑", "{:.2f}"),
+    ("classes_covered", "classes covered (of 10)", "{:.0f}"),
+    ("classes_kl_to_reference", "class KL to the data (nats) ↓", "{:.3f}"),
+    ("sharpness", "sharpness (Laplacian energy ÷ real)", "{:.2f}"),
+    ("cas", "CAS: judge trained on samples, real test accuracy ↑", "{:.3f}"),
+    ("elbo_nats", "ELBO (nats/image) ↑", "{:.1f}"),
+    ("iwae_nats", "IWAE bound, k=100 (nats/image) ↑", "{:.1f}"),
+    ("bits_per_dim", "IWAE bits/dim ↓", "{:.3f}"),
+    ("recon_psnr", "reconstruction PSNR (dB) ↑", "{:.2f}"),
+    ("smoothness_evenness", "latent path evenness (CV of steps) ↓", "{:.3f}"),
 ]
 
 
@@ -210,7 +209,7 @@ def markdown_report(args: argparse.Namespace, trained: list[dict[str, Any]], sco
         "| epochs of the train set | " + " | ".join(f"{t['epochs']:.1f}" for t in trained) + " |",
         "| training seconds | " + " | ".join(f"{t['train_seconds']:.0f}" for t in trained) + " |",
     ]
-    for key, label, fmt, _ in ROWS:
+    for key, label, fmt in ROWS:
         values = [metrics[n].get(key) for n in names]
         if all(v is None for v in values):
             continue
@@ -230,14 +229,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     if args.rerender:
-        saved = json.loads(Path(args.rerender).read_text())
-        settings, results = argparse.Namespace(**saved["results"]["settings"]), saved["results"]
-        machine = saved["machine"]
-        load = {"start": machine["load_average_at_start"], "end": machine["load_average_at_end"]}
-        markdown = markdown_report(settings, results["trained"], results["scored"], load)
-        md_path = Path(args.rerender).with_suffix(".md")
-        md_path.write_text(markdown.rstrip() + harness.markdown_footer(machine, saved["command"]))
-        print(md_path.read_text())
+        def render(payload: dict[str, Any]) -> str:
+            results, machine = payload["results"], payload["machine"]
+            load = {"start": machine["load_average_at_start"], "end": machine["load_average_at_end"]}
+            return markdown_report(argparse.Namespace(**results["settings"]), results["trained"], results["scored"], load)
+
+        print(harness.rerender(args.rerender, render).read_text())
         return 0
     machine = harness.machine_info()
     work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-vae-vs-gan-"))
@@ -263,9 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         markdown = markdown_report(args, trained, scored, load)
         payload = {"settings": {k: v for k, v in vars(args).items() if k != "work_dir"}, "trained": trained,
                    "scored": scored, "wall_seconds_total": time.perf_counter() - started}
-        json_path, md_path = harness.write_results(args.name, payload, markdown, machine=machine)
-        print(md_path.read_text())
-        print(f"wrote {json_path} and {md_path}")
+        harness.publish(args.name, payload, markdown, machine=machine)
     finally:
         if not args.work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)

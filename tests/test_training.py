@@ -210,10 +210,12 @@ def test_max_seconds_stops_a_run_and_it_can_be_resumed_for_longer(tmp_path, blob
     cfg = config(tmp_path, epochs=1000, max_seconds=0.5, num_sample_images=0)
     train(small_vae(), blobs, cfg)
     meta = json.loads(__import__("safetensors").safe_open(str(tmp_path / "run" / "training_state.safetensors"), "pt").metadata()["genlab"])
-    assert 0.5 <= meta["elapsed"] < 30 and 0 < meta["step"] < 1000 * 6
+    # The loop stops at the first step that starts past the budget; the saved time is that of the last
+    # checkpoint, which may be an epoch-end one up to a step (milliseconds here) earlier.
+    assert 0.5 - 0.1 <= meta["elapsed"] < 30 and 0 < meta["step"] < 1000 * 6
     train(small_vae(), blobs, config(tmp_path, epochs=1000, max_seconds=1.0, num_sample_images=0), resume=True)
     later = json.loads(__import__("safetensors").safe_open(str(tmp_path / "run" / "training_state.safetensors"), "pt").metadata()["genlab"])
-    assert later["elapsed"] >= 1.0 and later["step"] > meta["step"]
+    assert later["elapsed"] >= 1.0 - 0.1 and later["step"] > meta["step"]
     with pytest.raises(ConfigError, match="max_seconds"):
         TrainConfig(max_seconds=0)
 
@@ -225,6 +227,10 @@ def test_train_config_round_trips_and_validates():
         config_from_dict(TrainConfig, {"epoch": 3})
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(ConfigError, match="lr_decay_start"):
+        TrainConfig(lr_schedule="linear", lr_decay_start=1.0)
     vae = VAEConfig(channels=(8, 16))
     assert config_from_dict(VAEConfig, json.loads(json.dumps(config_to_dict(vae)))) == vae
 

@@ -262,7 +262,7 @@ class GAN(GenerativeModel):
         batch size (and its labels the classes)."""
         labels = self._training_labels(labels)
         fakes, self._fakes_for_g = self._fakes_for_g, None
-        if fakes is not None and fakes[0].shape[0] == x.shape[0]:
+        if fakes is not None and fakes[0].shape[0] == x.shape[0] and fakes[1] is labels:  # the same batch as D's
             fake = fakes[0]
         else:
             fake = self.generator(torch.randn(x.shape[0], self.config.latent_dim, device=x.device), labels)
