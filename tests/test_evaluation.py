@@ -9,7 +9,7 @@ from PIL import Image
 import genlab
 from genlab.comparison import _number, training_stability
 from genlab.errors import ConfigError, DataError
-from genlab.evaluation import METRICS, evaluate, evaluate_images, parse_metrics
+from genlab.evaluation import METRICS, applicable_metrics, evaluate, evaluate_images, parse_metrics
 
 DISTRIBUTION_KEYS = {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
                      "inception_score_mean", "inception_score_std", "classes_covered", "num_classes",
@@ -89,6 +89,9 @@ def test_cas_trains_on_a_conditional_gans_labelled_samples(mini, tmp_path):
                   steps=10)
     results = evaluate(cgan, mini[1], ["cas"], num_samples=60, progress=False)  # needs no judge
     assert set(results) == {"cas", "num_samples", "num_real", "seconds"} and 0.0 <= results["cas"] <= 1.0
+    # cas applies to this model but trains a classifier for minutes, so it runs only when named.
+    assert "cas" in applicable_metrics(cgan, mini[1])
+    assert "cas" not in evaluate(cgan, mini[1], num_samples=60, progress=False)
 
 
 def test_fid_of_real_data_against_itself_is_zero_and_noise_is_far(mini, judge):

@@ -17,7 +17,8 @@ same pass); fid < 1 s; kid 3-10 s; prdc 18-35 s (10,000² distances, three times
 inception_score, classes, sharpness, reconstruction < 1 s each; smoothness 1.5 s; likelihood
 (IWAE k=100 on 1,000 images: 10^5 decodes) ~25 s. In all ~40 s for the demo's GAN, ~2 min for its
 VAE on that machine. ``cas`` trains a judge on the samples with train_judge's recipe (12 epochs):
-~120,000 image passes, about 8 minutes there; it applies only to conditional models.
+~120,000 image passes, about 8 minutes there; it applies only to conditional models (or labelled
+images) and runs only when named: ``evaluate(model, test, ["cas"])``.
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ class Metric:
     needs: tuple[str, ...] = ()  # cached quantities to prepare first (for the progress bar): see _Evaluation
     applies: Callable[[_Evaluation], str | None] = lambda run: None  # None, or why it does not apply
     steps: Callable[[_Evaluation], int] = lambda run: 1  # its share of the progress bar
+    default: bool = True  # computed when no metrics are named (False: only on request, e.g. cas trains a classifier)
 
 
 # ------------------------------------------------------------------------------------- the shared cache
@@ -489,7 +491,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            _sharpness, needs=("fakes",)),
     Metric("cas", "Classification Accuracy Score: accuracy on the real data of a judge trained (train_judge's "
                   "recipe) on the labelled samples; the slowest metric", 
-           _cas, needs=("fakes",), applies=_cas_applies),
+           _cas, needs=("fakes",), applies=_cas_applies, default=False),
     Metric("likelihood", f"ELBO and IWAE(k={IWAE_K}) in nats and bits/dim on {LIKELIHOOD_IMAGES} real images",
            _likelihood, applies=_needs_model("likelihood", "a likelihood bound (a VAE)", lambda m: hasattr(m, "log_likelihood")),
            steps=_likelihood_steps),
@@ -514,7 +516,7 @@ def evaluate(model: Any, dataset: Dataset, metrics: Sequence[str] | str | None =
     """Measure ``model`` against the real images of ``dataset`` (usually the test split).
 
     ``metrics``: names from ``METRICS`` (a list, or one comma-separated string); None = every
-    metric that applies to this model. ``num_samples`` samples are drawn (and at most that many
+    metric that applies to this model, except ``cas`` (minutes of classifier training: name it). ``num_samples`` samples are drawn (and at most that many
     real images used). ``judge``: a Judge, a judge run directory, or None for the shipped
     Fashion-MNIST judge (1×28×28 only). ``features="inception"`` computes fid/kid/prdc/smoothness
     in torch-fidelity's InceptionV3 features instead (installed and with local weights, or an error).
@@ -540,7 +542,7 @@ def evaluate_images(images: str | os.PathLike | Dataset | torch.Tensor, dataset:
     """Measure images made by anything (a folder, a .npz, a Dataset or a uint8/float tensor) against
     ``dataset``. They are resized (bilinear, antialiased) and converted (RGB → gray by luma, gray →
     RGB by repetition) to the dataset's shape when they differ. Applies: fid, kid, prdc,
-    inception_score, classes, sharpness, and cas when the images are labelled (class sub-folders)."""
+    inception_score, classes, sharpness (and cas, when named, if the images are labelled: class sub-folders)."""
     given = _as_image_dataset(images)
     given = _conform(given, tuple(dataset.image_shape) if not dataset.is_points else (), dataset)
     count = len(given) if num_samples is None else num_samples
@@ -549,8 +551,8 @@ def evaluate_images(images: str | os.PathLike | Dataset | torch.Tensor, dataset:
 
 
 def applicable_metrics(model: Any, dataset: Dataset) -> list[str]:
-    """The names of the metrics that apply to ``model`` measured against ``dataset`` (what
-    ``evaluate(..., metrics=None)`` computes)."""
+    """The names of the metrics that apply to ``model`` measured against ``dataset``, opt-in ones
+    (``cas``) included; ``evaluate(..., metrics=None)`` computes those with ``Metric.default``."""
     run = _Evaluation(model, dataset, images=None, judge=None, features="judge", num_samples=2, seed=0, batch_size=1,
                       progress=False)
     return [name for name, metric in METRICS.items() if metric.applies(run) is None]
@@ -583,7 +585,7 @@ def _run(model: Any, dataset: Dataset, images: Dataset | None, metrics: Sequence
                       seed=seed, batch_size=batch_size, progress=progress)
     names = parse_metrics(metrics)
     if names is None:
-        names = [name for name, metric in METRICS.items() if metric.applies(run) is None]
+        names = [name for name, metric in METRICS.items() if metric.default and metric.applies(run) is None]
         if features == "inception" and judge is None and tuple(dataset.image_shape) != (1, 28, 28):
             names = [name for name in names if name not in _USES_JUDGE_LOGITS]  # no judge; only asked for Inception
     else:
