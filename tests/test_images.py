@@ -118,3 +118,11 @@ def test_labels_sit_on_one_line_and_writes_leave_no_temporary_files(tmp_path):
     save_gif([torch.rand(3, 4, 4)] * 2, tmp_path / "out" / "a.gif")
     save_image(both, tmp_path / "out" / "b.png")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.gif", "b.png"]
+
+
+def test_labels_of_different_ink_heights_get_strips_of_one_height():
+    # "VAE" has no descender, "projector" has; strips used to be as tall as their own text, and torch.cat failed.
+    pictures = [torch.zeros(1, 10, 60), torch.zeros(1, 10, 60)]
+    joined = concat_images(pictures, gap=0, labels=["VAE", "projector"], pad_value=1.0)
+    assert joined.shape[2] == 120 and joined.shape[1] > 10
+    assert torch.all(joined[:, -10:, :] == 0)  # both pictures end on the same row

@@ -256,8 +256,9 @@ def concat_images(
     channels = max(p.shape[0] for p in pictures)
     height = max(p.shape[1] for p in pictures)
     pictures = [_centre_vertically(p.expand(channels, -1, -1), height, pad_value) for p in pictures]
-    if labels is not None:  # after centring, so all labels sit on one line
-        pictures = [_with_label(p, text, pad_value) for p, text in zip(pictures, labels)]
+    if labels is not None:  # after centring, so all labels sit on one line, in strips of one height
+        strip = _label_strip_height(labels)
+        pictures = [_with_label(p, text, pad_value, strip) for p, text in zip(pictures, labels)]
     spacer = pictures[0].new_full((channels, pictures[0].shape[1], gap), float(pad_value))
     parts = [part for picture in pictures for part in (picture, spacer)][:-1]
     return torch.cat(parts, dim=2)
@@ -269,11 +270,19 @@ def _centre_vertically(picture: torch.Tensor, height: int, pad_value: float) -> 
     return torch.nn.functional.pad(picture, (0, 0, above, below), value=float(pad_value))
 
 
-def _with_label(picture: torch.Tensor, text: str, pad_value: float) -> torch.Tensor:
-    """Prepend a strip with ``text`` drawn in the contrasting colour to the background."""
+def _label_strip_height(labels: list[str]) -> int:
+    """Height of a label strip that fits the tallest of ``labels`` (text such as "VAE" and "projector"
+    has different ink heights; strips of one height keep the pictures aligned)."""
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    return max(draw.textbbox((0, 0), text, font=font)[3] for text in labels) + 4
+
+
+def _with_label(picture: torch.Tensor, text: str, pad_value: float, height: int) -> torch.Tensor:
+    """Prepend a strip ``height`` pixels tall with ``text`` drawn in the contrasting colour to the background."""
     font = ImageFont.load_default()
     left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font)
-    strip = Image.new("L", (picture.shape[2], bottom + 4), int(round(pad_value * 255)))
+    strip = Image.new("L", (picture.shape[2], height), int(round(pad_value * 255)))
     ImageDraw.Draw(strip).text((2, 2 - top), text, fill=0 if pad_value > 0.5 else 255, font=font)
     strip_tensor = to_float(torch.from_numpy(np.asarray(strip).copy()))
     return torch.cat([strip_tensor.expand(picture.shape[0], -1, -1), picture], dim=1)
