@@ -68,14 +68,29 @@ def write_reconstructions(model: GenerativeModel, images: torch.Tensor, path: st
 
 @torch.no_grad()
 def morph(model: GenerativeModel, image_from: torch.Tensor, image_to: torch.Tensor, steps: int = 10,
-          method: Literal["lerp", "slerp"] = "slerp") -> torch.Tensor:
-    """Decode a path between the codes of two images: ``steps`` frames, endpoints included."""
-    if not hasattr(model, "encode"):
-        raise ConfigError(f"a {model.kind} model has no encoder; morphing between images needs one")
+          method: Literal["lerp", "slerp"] = "slerp", *, encoder: GenerativeModel | None = None,
+          projection_steps: int | None = None, progress: bool = False) -> torch.Tensor:
+    """Decode a path between the codes of two images: ``steps`` frames, endpoints included.
+
+    A VAE encodes both images (posterior means); a GAN finds their codes by inversion
+    (``genlab.inversion.invert``: the projector, started from ``encoder``'s guess when given; a GAN-encoder
+    run brings its own), ``projection_steps`` optimisation steps (default: invert's).
+    """
+    from genlab.inversion import decode, invert
+
     if steps < 2:
         raise ConfigError(f"steps must be >= 2, got {steps}")
-    codes = model.encode(torch.stack([image_from, image_to]).to(model.device))
-    return model.decode(interpolation_path(codes[0], codes[1], steps, method=method))
+    if not hasattr(model, "encode") and getattr(model, "kind", None) != "gan":
+        raise ConfigError(f"a {model.kind} model has no encoder and cannot be inverted; morphing between images needs one")
+    with torch.enable_grad():  # the projector optimises codes
+        codes = invert(model, torch.stack([image_from, image_to]), encoder=encoder, steps=projection_steps,
+                       progress=progress)
+    was_training = model.training
+    model.eval()
+    try:
+        return decode(model, interpolation_path(codes[0], codes[1], steps, method=method))
+    finally:
+        model.train(was_training)
 
 
 def write_morph(frames: torch.Tensor, png: str | os.PathLike | None, gif: str | os.PathLike | None = None,
