@@ -15,10 +15,10 @@ bottom, the masked input, each method's completion and the original.
 
 The runs measured (both on full Fashion-MNIST, 1 thread on CPU):
 
-    python -m benchmarks.vae_vs_gan --work-dir /work/runs/vvg       # its genlab_VAE: VAEConfig() defaults, 600 s
-    genlab train gan --data fashion-mnist --epochs 10 --out /work/runs/gan-fmnist --no-progress   # GANConfig() defaults
+    python -m benchmarks.vae_vs_gan --work-dir runs/vvg       # its genlab_VAE: VAEConfig() defaults, 600 s
+    genlab train gan --data fashion-mnist --epochs 10 --out runs/gan-fmnist --no-progress   # GANConfig() defaults
 
-    python -m benchmarks.inpainting --vae /work/runs/vvg/genlab_VAE --gan /work/runs/gan-fmnist --n 500
+    python -m benchmarks.inpainting --vae runs/vvg/genlab_VAE --gan runs/gan-fmnist --n 500
 
 took 17 minutes on 1 torch thread of this project's 2-core machine while other jobs ran (load average ~5);
 the gan method is three quarters of it (0.37 s per image), so --n 1000, the default, takes about twice that.

@@ -21,14 +21,14 @@ to the strength-0 image.
 The runs it reads, and how each was made:
 
     # VAE: the "genlab VAE" contender of benchmarks/vae_vs_gan.py (600 s on full Fashion-MNIST, 1 thread)
-    python -m benchmarks.vae_vs_gan --only "genlab VAE" --work-dir /work/runs/vvg
+    python -m benchmarks.vae_vs_gan --only "genlab VAE" --work-dir runs/vvg
     # GAN: the unconditional defaults, 10 epochs (64 min on 1 busy thread)
-    genlab train gan --data fashion-mnist --epochs 10 --out /work/runs/gan-fmnist
+    genlab train gan --data fashion-mnist --epochs 10 --out runs/gan-fmnist
     # GAN encoder: 600 s of training on 1 thread, batch 64, Adam 1e-3 cosine-annealed to 0 by the 600 s
-    python -m benchmarks.inversion --train-encoder /work/runs/gan-encoder --gan /work/runs/gan-fmnist --seconds 600
+    python -m benchmarks.inversion --train-encoder runs/gan-encoder --gan runs/gan-fmnist --seconds 600
 
-    python -m benchmarks.inversion --vae /work/runs/vvg/genlab_VAE --gan /work/runs/gan-fmnist \\
-        --encoder /work/runs/gan-encoder --pictures docs/images          # about 10 min on 1 busy thread
+    python -m benchmarks.inversion --vae runs/vvg/genlab_VAE --gan runs/gan-fmnist \\
+        --encoder runs/gan-encoder --pictures docs/images          # about 10 min on 1 busy thread
 
 Results: benchmarks/results/inversion.{json,md}; with --pictures, DIR/inversion.png (a column per method)
 and DIR/edits.png (the VAE's sneaker → ankle boot edits).
