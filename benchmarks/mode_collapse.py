@@ -53,12 +53,16 @@ class Recipe:
     steps: dict[str, int]  # toy → training steps (one D and one G update each)
     batch_size: int
     ema_decay: float | None = None
+    lr_schedule: str = "constant"  # TrainConfig.lr_schedule: anneal both rates to 0 by the last step
+    lr_decay_start: float = 0.0  # ... starting after this fraction of the steps
 
     def describe(self, steps_factor: float = 1.0) -> str:
         gan = ", ".join(f"{k}={v}" for k, v in self.gan.items())
         steps = ", ".join(f"{max(1, round(n * steps_factor)):,} on {toy}" for toy, n in self.steps.items())
         ema = f"; EMA of weights, decay {self.ema_decay}" if self.ema_decay else "; no EMA"
-        return f"`GANConfig({gan})`; batch {self.batch_size}, steps: {steps}{ema}"
+        schedule = (f"; rates {self.lr_schedule}-annealed to 0 after {self.lr_decay_start:.0%} of the steps"
+                    if self.lr_schedule != "constant" else "")
+        return f"`GANConfig({gan})`; batch {self.batch_size}, steps: {steps}{ema}{schedule}"
 
 
 # Narrower than PacGAN's nets (G 4×400 with batch norm, D 3×200 maxout with 5 pieces), same depth.
@@ -71,6 +75,12 @@ RECIPES = {
     # sampling from an EMA of G's weights (Yazıcı et al. 2019). Tuned on seeds 0–1 (see the notes).
     "genlab": Recipe("genlab", {**WIDTHS, "loss": "ns", "lr_g": 1e-3, "lr_d": 2e-3, "betas": (0.0, 0.99),
                                 "r1_gamma": 0.1, "r1_every": 4}, STEPS, batch_size=256, ema_decay=0.995),
+    # The same, four times as long, with both rates cosine-annealed to 0 over the second half: at a
+    # constant rate, 4× the steps tightened most seeds but let some drift (ring8 seeds 3 and 8: 93.1 and
+    # 84.2 %); annealed, those two scored 97.0 and 97.2 %.
+    "genlab long": Recipe("genlab long", {**WIDTHS, "loss": "ns", "lr_g": 1e-3, "lr_d": 2e-3, "betas": (0.0, 0.99),
+                                          "r1_gamma": 0.1, "r1_every": 4}, {toy: 4 * n for toy, n in STEPS.items()},
+                          batch_size=256, ema_decay=0.995, lr_schedule="cosine", lr_decay_start=0.5),
     # genlab's GANConfig defaults (NS loss, Adam lr_g 4e-4 / lr_d 1e-4, β = (0.5, 0.999)), same nets and budget.
     "plain GAN": Recipe("plain GAN", {**WIDTHS, "loss": "ns"}, STEPS, batch_size=256),
 }
@@ -105,7 +115,7 @@ def run_once(toy: str, recipe: Recipe, seed: int, steps_factor: float = 1.0) -> 
     with tempfile.TemporaryDirectory(prefix="mode_collapse_") as out_dir:
         config = genlab.TrainConfig(
             epochs=10**6, max_steps=steps, batch_size=recipe.batch_size, seed=seed, out_dir=out_dir,
-            ema_decay=recipe.ema_decay, device="cpu", progress=False, tensorboard=False, num_sample_images=0,
+            ema_decay=recipe.ema_decay, lr_schedule=recipe.lr_schedule, lr_decay_start=recipe.lr_decay_start, device="cpu", progress=False, tensorboard=False, num_sample_images=0,
             log_every=steps,
         )
         started = time.perf_counter()
