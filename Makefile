@@ -28,9 +28,19 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
+# Speed benchmarks (about 2 hours on a 2-core CPU; results in benchmarks/results/ as JSON + Markdown).
+# BENCH_THREADS=1 measures on one core (use it when other jobs share the machine).
+BENCH_THREADS ?= 1
+BENCH_ENV := OMP_NUM_THREADS=$(BENCH_THREADS)
+
 bench: $(BENCH_STAMP)
-	$(BIN)/python -m benchmarks.vae_throughput
-	$(BIN)/python -m benchmarks.dcgan_throughput
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_options --models vae --steps 5 --rounds 6 --name loop_options_vae
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_options --models dcgan32 --steps 3 --rounds 5 --name loop_options_dcgan32
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.vae_throughput
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.dcgan_throughput --epochs 3 --train-subset 10240
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.dcgan_throughput --image-size 64 --epochs 3 --train-subset 2560 --sample-images 2000 --sample-batch 250
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.scaling --threads $(BENCH_THREADS)
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_quality --gan-subset 6400
 
 clean:
 	rm -rf $(VENV) demo build src/*.egg-info .pytest_cache

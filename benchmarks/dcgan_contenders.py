@@ -77,8 +77,9 @@ def _last_epoch_means(metrics_csv: Path, epochs: int, columns: tuple[str, ...]) 
 
 
 def train_with_genlab(*, turn: Any, data: str, image_size: int, train_subset: int | None, epochs: int,
-                      batch_size: int, seed: int, out_dir: str) -> None:
+                      batch_size: int, seed: int, out_dir: str, train_options: dict[str, Any] | None = None) -> None:
     import genlab
+    from genlab.config import config_to_dict
 
     dataset = load_training_set(data, image_size, train_subset)  # with its labels, as a user would pass it
     model = initial_gan(dataset.image_shape, seed)
@@ -103,13 +104,13 @@ def train_with_genlab(*, turn: Any, data: str, image_size: int, train_subset: in
     # lr is unused by GAN (it has lr_g / lr_d); num_sample_images stays at its default (64): the
     # fixed-noise grid and the diversity alarm after every epoch are what a genlab user gets.
     config = genlab.TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, out_dir=out_dir, device="cpu",
-                                progress=False, tensorboard=False)
+                                progress=False, tensorboard=False, **(train_options or {}))
     turn.begin()
     genlab.train(model, dataset, config)
     turn.end()
     files = sorted(str(p.relative_to(out_dir)) for p in Path(out_dir).rglob("*") if p.is_file())
     turn.finish({"steps": counter["steps"], "files_written": files, "num_sample_images": config.num_sample_images,
-                 "log_every": config.log_every, "genlab_version": _version("genlab"),
+                 "log_every": config.log_every, "genlab_version": _version("genlab"), "train_config": config_to_dict(config),
                  "optimizers": {name: {"class": type(opt).__name__, "fused": bool(opt.defaults.get("fused"))}
                                 for name, opt in model.make_optimizers(config).items()},
                  "last_epoch_means": _last_epoch_means(Path(out_dir) / "metrics.csv", epochs,

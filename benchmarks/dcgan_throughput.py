@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-batch", type=int, default=500, help="samples per G call (default 500)")
     parser.add_argument("--sample-rounds", type=int, default=3, help="timed sampling rounds, after one untimed (default 3)")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), help="contenders to run")
+    parser.add_argument("--genlab-option", action="append", default=[], metavar="KEY=VALUE", type=harness.parse_option,
+                        help="a TrainConfig option for genlab's run, e.g. channels_last=false (default: TrainConfig's defaults)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 epochs on 1,024 train images, 1,000 samples in 2 rounds")
     parser.add_argument("--work-dir", default=None, help="where runs write checkpoints and logs (default: a temporary folder, removed)")
@@ -84,7 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for option in ("epochs", "batch_size", "sample_images", "sample_batch", "sample_rounds"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be >= 1")
-    args.name = args.name or ("dcgan_throughput_quick" if args.quick else "dcgan_throughput")
+    size = "" if args.image_size == 32 else str(args.image_size)  # dcgan_throughput = DCGAN-32, dcgan64_throughput, ...
+    args.name = args.name or (f"dcgan{size}_throughput_quick" if args.quick else f"dcgan{size}_throughput")
+    args.genlab_options = dict(args.genlab_option)
     return args
 
 
@@ -93,7 +97,8 @@ def train_all(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     common = {"data": args.data_resolved, "image_size": args.image_size, "train_subset": args.train_subset,
               "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
     targets = {
-        "genlab": (dcgan_contenders.train_with_genlab, {**common, "out_dir": str(work_dir / "genlab")}),
+        "genlab": (dcgan_contenders.train_with_genlab, {**common, "out_dir": str(work_dir / "genlab"),
+                                                        "train_options": args.genlab_options}),
         "plain PyTorch": (dcgan_contenders.train_with_plain_pytorch, common),
     }
     workers = {name: targets[name] for name in CONTENDERS if name in args.only}
@@ -121,6 +126,7 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
     params, gan = data["parameters"], data["gan_config"]
     genlab_run = results.get(BASELINE, {})
     fused = genlab_run.get("optimizers", {}).get("D", {}).get("fused")
+    loop = genlab_run.get("train_config") or {}
     plots = [f for f in genlab_run.get("files_written", []) if f in ("loss.png", "monitor.png")]
     lines = [
         f"# DCGAN-{shape[-1]} training and sampling: genlab vs plain PyTorch"
@@ -136,11 +142,11 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
         "",
         "## Training",
         "",
-        "| contender | images/s | ratio vs genlab | seconds | peak RSS (MiB) |",
+        "| contender | images/s | genlab speed-up (genlab ÷ this) | seconds | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|",
     ]
     for name, t in throughput.items():
-        lines.append(f"| {name} | {t['median_images_per_s']:.1f} | {t['median_ratio_vs_genlab']:.3f} | "
+        lines.append(f"| {name} | {t['median_images_per_s']:.1f} | {1 / t['median_ratio_vs_genlab']:.2f}× | "
                      f"{t['seconds']:.1f} | {results[name]['peak_rss_mib']:.0f} |")
     ranges = ", ".join(f"{n}: {t['min_images_per_s']:.1f}–{t['max_images_per_s']:.1f}" for n, t in throughput.items())
     overall = ", ".join(f"{n}: {t['overall_images_per_s']:.1f} ({t['overall_ratio_vs_genlab']:.3f}×)" for n, t in throughput.items())
@@ -150,12 +156,15 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
     lines += [
         "",
         f"- images/s: median of the per-epoch turns (range {ranges}); whole-run rate incl. setup and the final save: {overall}.",
-        "- ratio vs genlab = contender images/s ÷ genlab images/s (> 1: faster than genlab).",
+        "- genlab speed-up = genlab images/s ÷ this contender's images/s (> 1: genlab is faster).",
         f"- seconds: the whole timed training run (setup + {args.epochs} epochs + per-epoch work + final save).",
         "- peak RSS: each contender's own process (ru_maxrss), with torch and its copy of the data; RSS when training "
         "began (imports done, uint8 data loaded): "
         + ", ".join(f"{n}: {results[n]['rss_before_training_mib']:.0f} MiB" for n in throughput) + ".",
-        "- genlab: `genlab.train` with `progress=False, tensorboard=False`, all else default; INCLUDED in its time: "
+        "- genlab: `genlab.train` with `progress=False, tensorboard=False`"
+        + "".join(f", {k}={v!r}" for k, v in getattr(args, "genlab_options", {}).items())
+        + (f", all else default (precision {loop.get('precision')}, channels_last={loop.get('channels_last', False)}, "
+           f"compile={loop.get('compile', False)})" if loop else ", all else default") + "; INCLUDED in its time: "
         f"a {genlab_run.get('num_sample_images', 64)}-image fixed-noise sample grid (PNG) + the diversity (mode-collapse) "
         "alarm after every epoch (the default, what users get), a resume checkpoint every epoch (weights + Adam "
         f"states), metrics.csv every {genlab_run.get('log_every', 50)} steps, and at the end loss.png and monitor.png "

@@ -141,6 +141,20 @@ def current_rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def parse_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from the command line → (key, value); VALUE read as JSON when it is JSON
+    (``true``, ``3``, ``"bf16"``), else as the string itself (``bf16``); ``false``/``true`` in any case."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 # ----- timing -----
 def time_callable(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5) -> dict[str, Any]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; median and all times in seconds."""

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from genlab.config import config_to_dict
 from genlab.data import load_dataset
 from genlab.models.vae import VAE, VAEConfig
 
@@ -71,7 +72,7 @@ def _stand_in_for_missing_report_module() -> bool:
 
 
 def train_with_genlab(*, turn: Any, epochs: int, batch_size: int, lr: float, seed: int, train_subset: int | None,
-                      out_dir: str, weights_path: str) -> dict[str, Any]:
+                      out_dir: str, weights_path: str, train_options: dict[str, Any] | None = None) -> dict[str, Any]:
     import genlab
 
     dataset = load_dataset("fashion-mnist", split="train")  # with its labels, as a user would pass it
@@ -95,14 +96,14 @@ def train_with_genlab(*, turn: Any, epochs: int, batch_size: int, lr: float, see
     phases = [dataclasses.replace(phase, loss=hooked(phase.loss)) for phase in model.training_phases()]
     model.training_phases = lambda: phases  # the instance keeps VAE's phases, with the hook around the loss
     config = genlab.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out_dir=out_dir, device="cpu",
-                                progress=False, tensorboard=False, num_sample_images=0)
+                                progress=False, tensorboard=False, num_sample_images=0, **(train_options or {}))
     turn.begin()
     genlab.train(model, dataset, config)
     turn.end()
     _save_weights(model.state_dict(), weights_path)
     checkpoint_files = sorted(str(p.relative_to(out_dir)) for p in Path(out_dir).rglob("*") if p.is_file())
     turn.finish({"steps": counter["steps"], "files_written": checkpoint_files, "weights": weights_path,
-                 "genlab_version": _version("genlab"),
+                 "genlab_version": _version("genlab"), "train_config": config_to_dict(config),
                  "loss_plot_skipped_genlab_report_missing": missing_report})
 
 

@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-subset", type=int, default=None, help="train on the first N images only (default: all 60,000)")
     parser.add_argument("--test-subset", type=int, default=None, help="score the ELBO on the first N test images only (default: all 10,000)")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), help="contenders to run")
+    parser.add_argument("--genlab-option", action="append", default=[], metavar="KEY=VALUE", type=harness.parse_option,
+                        help="a TrainConfig option for genlab's run, e.g. channels_last=false (default: TrainConfig's defaults)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 epochs on 2,048 train images, small test sets, k=20")
     parser.add_argument("--work-dir", default=None, help="where runs write checkpoints and logs (default: a temporary folder, removed)")
     parser.add_argument("--name", default=None, help="results file name (default vae_throughput, or vae_throughput_quick)")
@@ -77,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if BASELINE not in args.only:
         parser.error("genlab (the baseline of the ratios) must be among --only")
     args.name = args.name or ("vae_throughput_quick" if args.quick else "vae_throughput")
+    args.genlab_options = dict(args.genlab_option)
     return args
 
 
@@ -88,7 +91,8 @@ def train_all(args: argparse.Namespace, work_dir: Path, repetition: int) -> dict
               "train_subset": args.train_subset}
     targets = {
         "genlab": (vae_contenders.train_with_genlab,
-                   {**common, "out_dir": str(run_dir / "genlab"), "weights_path": str(run_dir / "genlab.safetensors")}),
+                   {**common, "out_dir": str(run_dir / "genlab"), "weights_path": str(run_dir / "genlab.safetensors"),
+                    "train_options": args.genlab_options}),
         "plain PyTorch": (vae_contenders.train_with_plain_pytorch,
                           {**common, "weights_path": str(run_dir / "plain.safetensors")}),
         "pythae": (vae_contenders.train_with_pythae,
@@ -145,13 +149,13 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
         f"Contenders took turns epoch by epoch in separate processes ({args.rounds} run(s) each); "
         f"images/s = median over the per-epoch turns.",
         "",
-        f"| contender | images/s | ratio vs genlab | test ELBO (nats) | IWAE-{k} (nats) | bits/dim (IWAE) | seconds | peak RSS (MiB) |",
+        f"| contender | images/s | genlab speed-up (genlab ÷ this) | test ELBO (nats) | IWAE-{k} (nats) | bits/dim (IWAE) | seconds | peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in throughput:
         t, q, r = throughput[name], quality[name], results[name]
         lines.append(
-            f"| {name} | {t['median_images_per_s']:.1f} | {t['median_ratio_vs_genlab']:.3f} | {q['test_elbo_nats']:.2f} | "
+            f"| {name} | {t['median_images_per_s']:.1f} | {1 / t['median_ratio_vs_genlab']:.2f}× | {q['test_elbo_nats']:.2f} | "
             f"{q[f'iwae_k{k}_nats']:.2f} | {q['bits_per_dim_iwae']:.4f} | {r['first_run_seconds']:.1f} | {r['peak_rss_mib']:.0f} |"
         )
     test_images = quality[BASELINE]["test_elbo_images"]
@@ -160,7 +164,7 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
     lines += [
         "",
         f"- images/s: median of the per-epoch turns (range {ranges}); whole-run rate incl. setup and final save: {overall}.",
-        "- ratio vs genlab = contender images/s ÷ genlab images/s (> 1: faster than genlab).",
+        "- genlab speed-up = genlab images/s ÷ this contender's images/s (> 1: genlab is faster).",
         f"- seconds: the timed training run (library setup + {args.epochs} epochs + its checkpoints/final save) of the first run.",
         f"- test ELBO: all {test_images:,} test images, one posterior sample, KL in closed form; IWAE-{k}: "
         f"`log_likelihood(x, num_samples={k}, seed=0)` (Burda et al. 2016) on the first {args.iwae_images:,} test images "
@@ -171,7 +175,9 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
         "- peak RSS: each contender's own process (ru_maxrss), including torch itself and its copy of the data; RSS when "
         "training began (imports done, uint8 data loaded): "
         + ", ".join(f"{n}: {r['rss_before_training_mib']:.0f} MiB" for n, r in results.items()) + ".",
-        "- genlab: `genlab.train` with `progress=False, tensorboard=False, num_sample_images=0`; it writes a resume "
+        "- genlab: `genlab.train` with `progress=False, tensorboard=False, num_sample_images=0`"
+        + (f" and {', '.join(f'{k}={v!r}' for k, v in args.genlab_options.items())}" if getattr(args, "genlab_options", None) else "")
+        + _loop_settings(results.get(BASELINE, {})) + "; it writes a resume "
         "checkpoint (weights + Adam state, fsync'd) every epoch and metrics.csv every 50 steps, all timed"
         + (" (its final loss.png was NOT drawn: `genlab.report` does not exist in this tree, so the benchmark stood in a "
            "no-op for it)." if results.get(BASELINE, {}).get("loss_plot_skipped_genlab_report_missing")
@@ -202,6 +208,15 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
     for note in notes:
         lines += ["", f"Note: {note}"]
     return "\n".join(lines)
+
+
+def _loop_settings(run: dict[str, Any]) -> str:
+    """The speed-relevant TrainConfig values of genlab's run, as recorded by the worker."""
+    config = run.get("train_config")
+    if not config:
+        return ""
+    return (f" (so: precision {config.get('precision')}, channels_last={config.get('channels_last', False)}, "
+            f"compile={config.get('compile', False)}, fused Adam)")
 
 
 def rerender(json_path: Path) -> Path:

@@ -350,3 +350,32 @@ def test_an_ema_longer_than_the_run_is_warned_about(tmp_path, blobs, capsys):
     assert "averages over ~1000 steps" in capsys.readouterr().err
     train(small_vae(), blobs, config(tmp_path, "short", epochs=1, ema_decay=0.5))
     assert "averages over" not in capsys.readouterr().err
+
+
+def test_channels_last_trains_to_the_same_weights_and_hands_back_ordinary_tensors(tmp_path, blobs):
+    plain = train(small_vae(), blobs, config(tmp_path, "plain", epochs=1))
+    nhwc = train(small_vae(), blobs, config(tmp_path, "nhwc", epochs=1, channels_last=True))
+    for name, tensor in plain.state_dict().items():
+        # Same computation in another memory layout: only the order of floating-point sums differs.
+        assert torch.allclose(tensor, nhwc.state_dict()[name], atol=1e-4, rtol=1e-3), name
+        assert nhwc.state_dict()[name].is_contiguous(), name
+    assert nhwc.sample(2, seed=0).is_contiguous()
+
+
+def test_channels_last_resume_equals_uninterrupted(tmp_path, blobs):
+    full = train(small_vae(), blobs, config(tmp_path, "full", epochs=2, channels_last=True))
+    train(small_vae(), blobs, config(tmp_path, "split", epochs=2, channels_last=True, max_steps=5))
+    resumed = train(small_vae(seed=7), blobs, config(tmp_path, "split", epochs=2, channels_last=True), resume=True)
+    for name, tensor in full.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_precision_choices(tmp_path, blobs):
+    with pytest.raises(ConfigError, match="fp16.*CUDA"):
+        train(small_vae(), blobs, config(tmp_path, "fp16", precision="fp16", device="cpu"))
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp8")
+    model = train(small_vae(), blobs, config(tmp_path, "bf16", epochs=1, precision="bf16", device="cpu"))
+    rows = read_rows(tmp_path / "bf16" / "metrics.csv")
+    assert all(math.isfinite(float(r["vae/loss"])) for r in rows)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: weights stay fp32

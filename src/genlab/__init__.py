@@ -16,13 +16,14 @@ from genlab.config import TrainConfig
 from genlab.data import Dataset, list_datasets, load_dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError
 from genlab.evaluation import evaluate, evaluate_images
-from genlab.models import GAN, VAE, GANConfig, VAEConfig
+from genlab.models import GAN, SR, VAE, GANConfig, SRConfig, VAEConfig
 from genlab.models.judge import load_judge, train_judge
 from genlab.models.vae import reparameterize
 from genlab.training import train
 
 __all__ = [
-    "GAN", "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "TrainConfig", "VAEConfig",
+    "GAN", "SR", "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "SRConfig", "TrainConfig",
+    "VAEConfig",
     "__version__", "compare", "evaluate", "evaluate_images", "list_datasets", "load", "load_dataset", "load_judge", "reparameterize", "train",
     "train_judge",
 ]

@@ -6,6 +6,9 @@ resume and Ctrl-C. It has no branch on the model's kind.
 
 Speed: the dataset lives on the device as uint8 and batches are drawn by indexing; metrics are
 summed on the device and read back only every ``log_every`` steps (the loop's only host syncs).
+Options: ``precision`` (bf16/fp16 autocast, fp16 with loss scaling), ``channels_last`` memory
+format for conv nets, ``compile`` (torch.compile of the model's sub-networks). Launched by
+``torchrun`` the same loop trains data-parallel over several processes (see distributed.py).
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from tqdm.auto import tqdm
 from genlab.checkpoint import STATE_FILE, read_run_config, restore_checkpoint, save_checkpoint, write_run_config
 from genlab.config import TrainConfig, config_to_dict
 from genlab.data.dataset import Dataset
+from genlab.distributed import Distributed
+from genlab.distributed import setup as setup_distributed
 from genlab.errors import CheckpointError, ConfigError, GenlabError
 from genlab.models.base import GenerativeModel, Phase
 from genlab.monitor import METRICS_FILE, DiversityAlarm, MetricsLog, RunningMeans, gradient_norm, parameters_finite
@@ -50,18 +55,29 @@ class BatchSampler:
 
     Its state is the RNG state at the start of the current epoch plus the position in it, so a
     run resumed mid-epoch sees exactly the batches an uninterrupted run would.
+
+    Several processes: ``batch_size`` is the global batch; every rank draws the same order
+    (same seed) and takes the items ``rank, rank + world_size, ...`` of each global batch. Before
+    a checkpoint the loop puts every rank's noise-RNG state in ``rank_rng_states``; they are saved
+    and restored with the sampler's own (``state``/``restore``), so a resumed multi-process run
+    continues every rank's noise stream.
     """
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, device: torch.device) -> None:
+    def __init__(self, num_items: int, batch_size: int, seed: int, device: torch.device,
+                 rank: int = 0, world_size: int = 1) -> None:
         self.num_items = num_items
-        self.batch_size = min(batch_size, num_items)
+        self.batch_size = min(batch_size, num_items) // world_size * world_size
+        if self.batch_size < 1:
+            raise ConfigError(f"the dataset has {num_items} items, fewer than the {world_size} processes")
         self.batches_per_epoch = num_items // self.batch_size
         self.device = device
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.position = 0
         self._epoch_start_state = self.generator.get_state()
         self._order: torch.Tensor | None = None
+        self.rank_rng_states: list[torch.Tensor] | None = None
 
     def next(self) -> torch.Tensor:
         if self._order is None:
@@ -69,17 +85,26 @@ class BatchSampler:
             self._order = torch.randperm(self.num_items, generator=self.generator).to(self.device)
         start = self.position * self.batch_size
         index = self._order[start:start + self.batch_size]
+        if self.world_size > 1:
+            index = index[self.rank::self.world_size]
         self.position += 1
         if self.position == self.batches_per_epoch:
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
         return index
 
-    def state(self) -> tuple[torch.Tensor, dict[str, int]]:
+    def state(self) -> tuple[torch.Tensor, dict[str, Any]]:
         rng = self._epoch_start_state if self._order is not None else self.generator.get_state()
-        return rng, {"epoch": self.epoch, "position": self.position}
+        state: dict[str, Any] = {"epoch": self.epoch, "position": self.position}
+        if self.rank_rng_states:
+            rng = torch.cat([rng, *self.rank_rng_states])
+            state["rank_rng_bytes"] = [int(r.numel()) for r in self.rank_rng_states]
+        return rng, state
 
-    def restore(self, rng: torch.Tensor, state: dict[str, int]) -> None:
-        self.generator.set_state(rng)
+    def restore(self, rng: torch.Tensor, state: dict[str, Any]) -> None:
+        sizes = state.get("rank_rng_bytes", [])
+        own = rng.numel() - sum(sizes)
+        self.rank_rng_states = list(rng[own:].split(sizes)) if sizes else None
+        self.generator.set_state(rng[:own].clone())
         self.epoch, self.position, self._order = state["epoch"], 0, None
         if state["position"]:
             self.next()  # regenerates this epoch's order from its starting RNG state
@@ -148,6 +173,8 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
     A loss or weight that becomes NaN/Inf restores the last good checkpoint with lower learning
     rates (at most ``config.max_recoveries`` times). Ctrl-C saves a checkpoint and raises
     KeyboardInterrupt. Returns the model in eval mode with the weights to sample with (EMA if on).
+    Started by ``torchrun`` with several processes, every process calls this with the same
+    arguments and they train one model together (see genlab.distributed).
     """
     config = config or TrainConfig()
     if tuple(dataset.image_shape) != tuple(model.image_shape):
@@ -156,50 +183,72 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
             f"{tuple(model.image_shape)}; build the model with image_shape={dataset.image_shape} or resize the data"
         )
     run_dir = Path(config.out_dir)
-    device = resolve_device(config.device)
-    model.to(device).train()
+    dist, device = setup_distributed(resolve_device(config.device))
+    if config.batch_size % dist.world_size:
+        raise ConfigError(f"batch_size {config.batch_size} is the global batch and must be divisible by the "
+                          f"{dist.world_size} processes")
+    precision = Precision(config.precision, device)
+    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest conv algorithms once
+    model.to(device=device, memory_format=memory_format).train()
     optimizers = model.make_optimizers(config)
     phases = model.training_phases()
     for phase in phases:
         if phase.optimizer not in optimizers:
             raise ValueError(f"phase {phase.name!r} names optimizer {phase.optimizer!r}, not one of {list(optimizers)}")
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
-    sampler = BatchSampler(len(dataset), config.batch_size, config.seed, device)
-    _warn_if_ema_outlasts_the_run(config, sampler)
+    sampler = BatchSampler(len(dataset), config.batch_size, config.seed, device, dist.rank, dist.world_size)
+    if dist.is_main:
+        _warn_if_ema_outlasts_the_run(config, sampler)
     state = {"step": 0, "elapsed": 0.0, "recoveries": 0}
     if resume:
         _check_resumable(run_dir, model, dataset)
         state.update(restore_checkpoint(run_dir, model, optimizers, ema, sampler))
+        _restore_rank_rng(sampler, dist, device, config.seed, int(state["step"]))
+        _match_layouts(model, optimizers, ema)
     else:
         if (run_dir / STATE_FILE).exists():
             raise CheckpointError(f"{run_dir} already holds a run; resume it (--resume) or choose another output folder")
-        torch.manual_seed(config.seed)
-        write_run_config(run_dir, model, config, dataset.info())
+        dist.barrier()  # every rank has looked before rank 0 writes
+        dist.broadcast_module(model)  # the same initial weights everywhere
+        torch.manual_seed(_noise_seed(config.seed, dist.rank))
+        if dist.is_main:
+            write_run_config(run_dir, model, config, dataset.info())
     step = int(state["step"])
-    log = MetricsLog(run_dir, resume_step=step if resume else None, tensorboard=config.tensorboard)
+    log = MetricsLog(run_dir, resume_step=step if resume else None, tensorboard=config.tensorboard) if dist.is_main else _NoLog()
+    if config.compile:
+        _compile_children(model)
 
     images = dataset.images.to(device)
     labels = None if dataset.labels is None else dataset.labels.to(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     parameters = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
     running, stop = RunningMeans(), _StopRequest()
-    alarm = DiversityAlarm(dataset, config.diversity_alarm) if config.num_sample_images else None
+    alarm = DiversityAlarm(dataset, config.diversity_alarm) if config.num_sample_images and dist.is_main else None
     started = time.perf_counter()
     bar = tqdm(total=config.epochs * sampler.batches_per_epoch, initial=sampler.epoch * sampler.batches_per_epoch + sampler.position,
-               unit="batch", disable=not config.progress, dynamic_ncols=True, desc=f"{model.kind} → {run_dir}",
+               unit="batch", disable=not (config.progress and dist.is_main), dynamic_ncols=True, desc=f"{model.kind} → {run_dir}",
                mininterval=0.1 if sys.stderr.isatty() else 10.0)  # a log file gets a line every 10 s, not a flood
 
     def elapsed() -> float:
         return float(state["elapsed"]) + time.perf_counter() - started
 
+    def out_of_time() -> bool:
+        return config.max_seconds is not None and elapsed() >= config.max_seconds
+
     def save() -> bool:
         """Checkpoint unless something went non-finite since the last one (then recover instead)."""
         nonlocal step
-        if not bool(running.all_finite() & parameters_finite(model)):
+        if not dist.every_rank(running.all_finite() & parameters_finite(model)):
             step = _recover(f"non-finite loss or weights before the checkpoint of step {step}")
             return False
-        save_checkpoint(run_dir, model, optimizers, ema, sampler,
-                        {"step": step, "elapsed": elapsed(), "recoveries": state["recoveries"]})
+        dist.average_buffers(model, *([ema.shadow] if ema is not None else []))
+        if dist.enabled:
+            sampler.rank_rng_states = dist.gather_bytes(_rng_bytes(device))
+        if dist.is_main:
+            save_checkpoint(run_dir, model, optimizers, ema, sampler,
+                            {"step": step, "elapsed": elapsed(), "recoveries": state["recoveries"]})
+        dist.barrier()  # the checkpoint is complete before any rank may read it
         state["saved_step"] = step
         return True
 
@@ -211,36 +260,45 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
                 f"{run_dir}: resume it with a lower learning rate"
             )
         restored = restore_checkpoint(run_dir, model, optimizers, ema, sampler)
+        _restore_rank_rng(sampler, dist, device, config.seed, int(restored["step"]))
+        _match_layouts(model, optimizers, ema)
         state["recoveries"] += 1
         schedule.scale(config.recovery_lr_factor)
         running.clear()
         log.truncate_after(int(restored["step"]))
         message = (f"step {step}: {reason}; restored the checkpoint of step {restored['step']} and multiplied the "
                    f"learning rates by {config.recovery_lr_factor} (recovery {state['recoveries']} of {config.max_recoveries})")
-        tqdm.write(message, file=sys.stderr)
-        with (run_dir / "events.log").open("a") as events:
-            events.write(message + "\n")
+        if dist.is_main:
+            tqdm.write(message, file=sys.stderr)
+            with (run_dir / "events.log").open("a") as events:
+                events.write(message + "\n")
         bar.n = sampler.epoch * sampler.batches_per_epoch + sampler.position
         return int(restored["step"])
 
     schedule = LRSchedule(config, optimizers, sampler)
     if not resume:
         save()  # step 0: there is always a good checkpoint to return to
+    (time_up,) = dist.any_rank(out_of_time())
     with stop.installed():
         while (sampler.epoch < config.epochs and (config.max_steps is None or step < config.max_steps)
-               and (config.max_seconds is None or elapsed() < config.max_seconds)):
+               and not time_up):
             epoch_before, batches_before = sampler.epoch, sampler.epoch * sampler.batches_per_epoch + sampler.position
             schedule.apply(step, elapsed())
-            _run_phases(phases, step, optimizers, parameters, sampler, images, labels, autocast, running)
+            _run_phases(phases, step, optimizers, parameters, sampler, images, labels, precision, memory_format,
+                        running, dist)
             step += 1
             if ema is not None:
                 ema.update(model)
+            # Ranks must agree on when to stop (Ctrl-C and the clock reach them at different steps).
+            stop.requested, time_up = dist.any_rank(stop.requested, out_of_time())
             bar.update(max(0, sampler.epoch * sampler.batches_per_epoch + sampler.position - batches_before))
             epoch_done = sampler.epoch > epoch_before
-            if epoch_done and alarm is not None:
-                _sample_and_watch(model, ema, config, alarm, running, sampler.epoch, run_dir, dataset)
+            if epoch_done and config.num_sample_images:
+                dist.average_buffers(model, *([ema.shadow] if ema is not None else []))
+                ratio = _sample_and_watch(model, ema, config, alarm, sampler.epoch, run_dir, dataset) if dist.is_main else None
+                running.add("monitor", {"diversity": _from_main(ratio, dist)})  # logged with the next row
             if step % config.log_every == 0:
-                means = running.pop()
+                means = _pop_means(running, dist)
                 bad = [name for name, value in means.items() if not math.isfinite(value)]
                 if bad:
                     step = _recover(f"{', '.join(bad)} not finite")
@@ -253,18 +311,148 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
                 break
     bar.close()
     if running.sums:
-        means = running.pop()
+        means = _pop_means(running, dist)
         if all(math.isfinite(v) for v in means.values()):
             _log(log, means, bar, step, sampler, elapsed())
     if state.get("saved_step") != step:
         save()
     log.close()
-    _plot_curves(model, run_dir)
+    if dist.is_main:
+        _plot_curves(model, run_dir)
+    if config.compile:
+        _compile_children(model, undo=True)
+    if memory_format is torch.channels_last:
+        model.to(memory_format=torch.contiguous_format)  # callers get ordinary tensors back from the model
     if stop.requested:
         raise KeyboardInterrupt(f"training interrupted at step {step}; checkpoint saved in {run_dir} (continue with --resume)")
     if ema is not None:
         model.load_state_dict(ema.state_dict(model))
     return model.eval()
+
+
+class Precision:
+    """Mixed precision: autocast to bf16/fp16 for forward passes; fp16 also scales the loss.
+
+    fp16 has a narrow range, so its gradients are computed for loss × S and unscaled before the
+    step; steps whose gradients overflow are skipped and S shrinks (torch.amp.GradScaler;
+    Micikevicius et al. 2018, "Mixed Precision Training", §3.2). Weights and optimizer state stay fp32.
+    """
+
+    def __init__(self, name: str, device: torch.device) -> None:
+        if name == "fp16" and device.type != "cuda":
+            raise ConfigError(f"precision 'fp16' needs a CUDA device (this run is on {device.type}); use 'bf16' or 'fp32'")
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(name)
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def unscale_(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)  # skipped when the unscaled gradients hold Inf/NaN
+            self.scaler.update()
+
+
+class _NoLog:
+    """The metrics log of ranks other than 0: they compute everything and write nothing."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _noise_seed(seed: int, rank: int, step: int = 0) -> int:
+    """Seed of a rank's noise RNG: rank 0 (and a single process) uses ``seed`` itself."""
+    return seed + 1_000_003 * rank + 7_919 * step
+
+
+def _rng_bytes(device: torch.device) -> torch.Tensor:
+    """This process's noise RNG state(s) as one uint8 vector: the CPU generator, then the GPU's."""
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return torch.cat(states)
+
+
+def _restore_rank_rng(sampler: BatchSampler, dist: Distributed, device: torch.device, seed: int, step: int) -> None:
+    """After a checkpoint is restored: this rank's own noise RNG from it, or a fresh per-rank seed
+    when the checkpoint holds none for this many processes (written by a run of another size)."""
+    if not dist.enabled:
+        return
+    saved = sampler.rank_rng_states
+    if saved and len(saved) == dist.world_size:
+        mine = saved[dist.rank]
+        cpu_bytes = torch.get_rng_state().numel()
+        torch.set_rng_state(mine[:cpu_bytes].clone())
+        if device.type == "cuda" and mine.numel() > cpu_bytes:
+            torch.cuda.set_rng_state(mine[cpu_bytes:].clone(), device)
+    else:
+        torch.manual_seed(_noise_seed(seed, dist.rank, step))
+
+
+def _match_layouts(model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], ema: EMA | None) -> None:
+    """Give restored optimizer moments and EMA tensors their parameter's memory layout.
+
+    Checkpoints hold contiguous (NCHW) tensors; with ``channels_last`` the parameters are NHWC.
+    Fused/foreach optimizers pair a parameter with its moments element by element in memory, so
+    moments in another layout than their parameter would be updated against the wrong entries.
+    """
+    for optimizer in optimizers.values():
+        for parameter, values in optimizer.state.items():
+            for key, value in values.items():
+                if torch.is_tensor(value) and value.shape == parameter.shape:
+                    values[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
+    if ema is not None:
+        current = model.state_dict()
+        ema.shadow = {k: torch.empty_like(current[k]).copy_(v) for k, v in ema.shadow.items()}
+
+
+def _from_main(value: torch.Tensor | None, dist: Distributed) -> torch.Tensor:
+    """Rank 0's 0-dim float ``value`` on every rank (others pass None)."""
+    if not dist.enabled:
+        return value  # type: ignore[return-value]
+    value = torch.zeros((), device=dist.collective_device) if value is None else value.float().to(dist.collective_device)
+    dist.broadcast_([value])
+    return value
+
+
+def _pop_means(running: RunningMeans, dist: Distributed) -> dict[str, float]:
+    """The running means, averaged over the ranks (every rank gets the same numbers, so every rank
+    takes the same decision on them, e.g. the divergence guard's)."""
+    if dist.enabled and running.sums:
+        names = list(running.sums)  # the same order everywhere: phases add in the same order
+        stacked = torch.stack([running.sums[name].to(dist.collective_device) for name in names])
+        dist.average_([stacked])
+        running.sums = dict(zip(names, stacked.unbind()))
+    return running.pop()
+
+
+def _compile_children(model: torch.nn.Module, *, undo: bool = False) -> None:
+    """torch.compile each sub-network in place (state-dict names unchanged), or undo it.
+
+    Whole sub-networks, not the phases' loss functions: a GAN hands G's graph from D's phase to
+    G's, which one compiled autograd function per phase could not backpropagate twice.
+    """
+    for child in model.children():
+        if undo:
+            child._compiled_call_impl = None  # what nn.Module.compile set; the plain forward again
+        else:
+            child.compile()
 
 
 class LRSchedule:
@@ -330,7 +518,8 @@ def _warn_if_ema_outlasts_the_run(config: TrainConfig, sampler: BatchSampler) ->
 
 def _run_phases(phases: list[Phase], step: int, optimizers: dict[str, torch.optim.Optimizer],
                 parameters: dict[str, list[torch.Tensor]], sampler: BatchSampler, images: torch.Tensor,
-                labels: torch.Tensor | None, autocast: Any, running: RunningMeans) -> None:
+                labels: torch.Tensor | None, precision: Precision, memory_format: torch.memory_format,
+                running: RunningMeans, dist: Distributed) -> None:
     batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
     for phase in phases:
         if step % phase.every:
@@ -339,13 +528,24 @@ def _run_phases(phases: list[Phase], step: int, optimizers: dict[str, torch.opti
         for _ in range(phase.repeats):
             if phase.new_batch or batch is None:
                 index = sampler.next()
-                batch = (Dataset.to_float(images[index]), None if labels is None else labels[index])
+                x = Dataset.to_float(images[index])
+                if x.dim() == 4 and memory_format is torch.channels_last:
+                    x = x.contiguous(memory_format=memory_format)
+                batch = (x, None if labels is None else labels[index])
             optimizer.zero_grad(set_to_none=True)
-            with autocast:
+            with precision.autocast():
                 losses = phase.loss(*batch)
-            losses["loss"].backward()
-            losses = {**losses, "grad_norm": gradient_norm(parameters[phase.optimizer])}
-            optimizer.step()
+            precision.backward(losses["loss"])
+            dist.average_gradients(parameters[phase.optimizer])  # the data-parallel step (no-op in one process)
+            precision.unscale_(optimizer)
+            norm = gradient_norm(parameters[phase.optimizer])
+            if precision.scaler is not None:
+                # An overflowing fp16 step is skipped by design, not a divergence: log how often it happens.
+                finite = torch.isfinite(norm)
+                losses = {**losses, "amp_skipped": (~finite).float()}
+                norm = torch.where(finite, norm, torch.zeros_like(norm))
+            losses = {**losses, "grad_norm": norm}
+            precision.step(optimizer)
             running.add(phase.name, losses)
 
 
@@ -360,22 +560,23 @@ def _log(log: MetricsLog, means: dict[str, float], bar: Any, step: int, sampler:
 
 
 def _sample_and_watch(model: GenerativeModel, ema: EMA | None, config: TrainConfig, alarm: DiversityAlarm,
-                      running: RunningMeans, epoch: int, run_dir: Path, dataset: Dataset) -> None:
-    """After each epoch: the fixed-noise sample picture, and the mode-collapse alarm on those samples."""
+                      epoch: int, run_dir: Path, dataset: Dataset) -> torch.Tensor:
+    """After each epoch: the fixed-noise sample picture, and the mode-collapse alarm on those
+    samples; returns the diversity ratio (logged with the next row)."""
     from genlab.visuals import write_sample_picture
 
     with ema.applied(model) if ema is not None else contextlib.nullcontext():
         model.eval()
         columns = model.grid_columns  # e.g. one per class: a whole number of rows
         n = max(columns, config.num_sample_images // columns * columns) if columns else config.num_sample_images
-        samples = model.sample(n, seed=config.seed)  # the same noise every epoch
+        samples = model.preview(n, seed=config.seed, dataset=dataset).contiguous()  # the same noise every epoch
         model.train()
     write_sample_picture(samples, run_dir / "samples" / f"epoch_{epoch:03d}", dataset.name, nrow=columns)
     ratio = alarm.ratio(samples)
-    running.add("monitor", {"diversity": ratio})  # logged with the next row
     if ratio.item() < alarm.threshold:
         tqdm.write(f"epoch {epoch}: possible mode collapse: samples are {ratio.item():.2f}× as diverse as the data "
                    f"(alarm below {alarm.threshold}); see {run_dir / 'samples'}", file=sys.stderr)
+    return ratio
 
 
 def _plot_curves(model: GenerativeModel, run_dir: Path) -> None:

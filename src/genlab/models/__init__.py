@@ -7,10 +7,13 @@ from genlab.config import config_from_dict
 from genlab.errors import CheckpointError
 from genlab.models.base import GenerativeModel, Phase
 from genlab.models.gan import GAN, GANConfig
+from genlab.models.gan_encoder import GANEncoder, GANEncoderConfig
 from genlab.models.judge import Judge, JudgeConfig
+from genlab.models.sr import SR, SRConfig
 from genlab.models.vae import VAE, VAEConfig
 
-MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE, GAN.kind: GAN, Judge.kind: Judge}
+MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE, GAN.kind: GAN, Judge.kind: Judge, SR.kind: SR,
+                                                 GANEncoder.kind: GANEncoder}
 
 
 def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> GenerativeModel:
@@ -21,4 +24,4 @@ def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> 
     return cls(config_from_dict(cls.config_class, config, where=where))
 
 
-__all__ = ["GAN", "MODEL_KINDS", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig", "Phase", "VAE", "VAEConfig", "build_model"]
+__all__ = ["GAN", "MODEL_KINDS", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig", "Phase", "SR", "SRConfig", "VAE", "VAEConfig", "build_model"]

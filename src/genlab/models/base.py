@@ -87,6 +87,12 @@ class GenerativeModel(nn.Module):
         """``n`` images as float in [0, 1], N×C×H×W; the same seed gives the same images."""
         raise NotImplementedError
 
+    def preview(self, n: int, *, seed: int | None, dataset: Any) -> torch.Tensor:
+        """The ``n`` images the training loop draws after each epoch (same seed every epoch) and watches
+        for mode collapse: by default ``sample(n, seed=seed)``. A model that needs an input image rather
+        than noise (super-resolution) overrides this to take its inputs from the training ``dataset``."""
+        return self.sample(n, seed=seed)
+
     def noise_generator(self, seed: int | None) -> torch.Generator | None:
         """A CPU generator for sampling noise, so seeded samples match across devices and never
         touch the global RNG (which training resumes depend on)."""

@@ -1,0 +1,155 @@
+"""What each speed option of the training loop buys, measured side by side in one process.
+
+    python -m benchmarks.loop_options                    # VAE and DCGAN-32: layout, precision, compile
+    python -m benchmarks.loop_options --quick            # smoke run
+
+Every variant runs genlab's own training step (``genlab.training._run_phases``: batch drawn by
+indexing the in-memory uint8 data, every phase's forward/backward/optimizer step, metrics summed
+on the device) on the default network, from the same initial weights. Variants take turns in
+rotating order, ``--steps`` steps per turn, so background load hits all alike; the table gives the
+median images/s and its ratio to fp32 NCHW (the loop's behaviour before channels-last became the
+default). ``compile`` reports its compile time (the first step) separately: it pays only when
+(compile seconds) < (steps in the run) × (seconds saved per step).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import torch
+
+from benchmarks import harness
+from genlab.data.dataset import Dataset
+from genlab.distributed import SINGLE
+from genlab.monitor import RunningMeans
+from genlab.training import BatchSampler, Precision, _compile_children, _run_phases
+
+VARIANTS = {  # name → (channels_last, precision, compile)
+    "fp32 NCHW": (False, "fp32", False),
+    "fp32 channels-last (default)": (True, "fp32", False),
+    "bf16 autocast, channels-last": (True, "bf16", False),
+    "compile, channels-last": (True, "fp32", True),
+}
+BASELINE = "fp32 NCHW"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loop_options", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=("vae", "dcgan32"), default=["vae", "dcgan32"])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--steps", type=int, default=5, help="steps per turn (default 5)")
+    parser.add_argument("--rounds", type=int, default=6, help="timed turns per variant (default 6)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="smoke run: VAE only, no compile, 2 rounds of 2 steps")
+    parser.add_argument("--name", default=None, help="results file name (default loop_options, or loop_options_quick)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.models, args.steps, args.rounds = ["vae"], 2, 2
+        args.variants = [v for v in args.variants if not VARIANTS[v][2]]
+    if BASELINE not in args.variants:
+        parser.error(f"{BASELINE!r} (the baseline of the ratios) must be among --variants")
+    args.name = args.name or ("loop_options_quick" if args.quick else "loop_options")
+    return args
+
+
+def build(model_name: str) -> Any:
+    from genlab.models import GAN, VAE, GANConfig, VAEConfig
+
+    torch.manual_seed(0)
+    if model_name == "vae":
+        return VAE(VAEConfig())
+    # The DCGAN recipe of benchmarks/dcgan_throughput (the rates do not change a step's cost).
+    return GAN(GANConfig(image_shape=(1, 32, 32), lr_g=2e-4, lr_d=2e-4))
+
+
+def make_stepper(model_name: str, variant: str, batch_size: int, steps: int) -> tuple[Callable[[], int], float]:
+    """A callable running ``steps`` training steps of ``variant`` (returns the images it used),
+    and the seconds its first step took (compile time, for ``compile``)."""
+    from genlab.config import TrainConfig
+
+    channels_last, precision_name, compile_ = VARIANTS[variant]
+    model = build(model_name)
+    size = model.image_shape[-1]
+    images = torch.randint(0, 256, (batch_size * 32, 1, size, size), dtype=torch.uint8)
+    memory_format = torch.channels_last if channels_last else torch.preserve_format
+    model.to(memory_format=memory_format).train()
+    optimizers = model.make_optimizers(TrainConfig())
+    phases = model.training_phases()
+    parameters = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
+    sampler = BatchSampler(len(images), batch_size, 0, torch.device("cpu"))
+    precision = Precision(precision_name, torch.device("cpu"))
+    if compile_:
+        _compile_children(model)
+    running = RunningMeans()
+    state = {"step": 0}
+
+    def run(n: int = steps) -> int:
+        for _ in range(n):
+            _run_phases(phases, state["step"], optimizers, parameters, sampler, images, None, precision, memory_format,
+                        running, SINGLE)
+            state["step"] += 1
+        running.clear()
+        return n * batch_size
+
+    start = time.perf_counter()
+    run(1)
+    first = time.perf_counter() - start
+    run(1)
+    return run, first
+
+
+def markdown_report(args: argparse.Namespace, results: dict[str, Any], machine: dict[str, Any]) -> str:
+    lines = [f"# Training-loop options, side by side{' (QUICK SMOKE RUN — not a measurement)' if args.quick else ''}", ""]
+    for model_name, entry in results.items():
+        title = "default VAE, 28×28" if model_name == "vae" else "DCGAN-32 (D and G phases)"
+        lines += [f"## {title}, batch {args.batch_size}", "",
+                  f"| variant | images/s | × {BASELINE} | first step (s) |", "|---|---:|---:|---:|"]
+        for variant, t in entry["throughput"].items():
+            lines.append(f"| {variant} | {t['median_images_per_s']:.1f} | {t[f'median_ratio_vs_{BASELINE}']:.2f} | "
+                         f"{entry['first_step_s'][variant]:.2f} |")
+        ranges = ", ".join(f"{v}: {t['min_images_per_s']:.0f}–{t['max_images_per_s']:.0f}" for v, t in entry["throughput"].items())
+        lines += ["", f"Ranges over the turns: {ranges}.", ""]
+    lines += [
+        f"Each variant: genlab's training step (`_run_phases`) on the default network from the same initial weights, "
+        f"{args.steps} steps per turn, {args.rounds} timed turns in rotating order after one untimed; images/s is the median "
+        f"turn. `first step` includes one-time work: for `compile`, torch.compile's compilation of every sub-network.",
+        "",
+        f"torch threads: {machine['torch_threads']}. CPU capability reported by torch: "
+        f"{machine.get('cpu_capability', '?')} (bf16 autocast is fast only on CPUs with native bf16 instructions: "
+        "AVX512-BF16 or AMX).",
+    ]
+    loads = [machine.get(k) for k in ("load_average_at_start", "load_average_at_end")]
+    shown = ["/".join(f"{v:.2f}" for v in load) if load else "?" for load in loads]
+    lines += ["", f"Load average (1/5/15 min) at start: {shown[0]}; at end: {shown[1]} — on {machine.get('cores')} cores."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    machine = harness.machine_info()
+    machine["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    print(f"{machine['cpu']} ({machine['cpu_capability']}) · torch {machine['torch']} ({machine['torch_threads']} threads) · "
+          f"load {machine['load_average_at_start']}", flush=True)
+    results = {}
+    for model_name in args.models:
+        runs, first = {}, {}
+        for variant in args.variants:
+            runs[variant], first[variant] = make_stepper(model_name, variant, args.batch_size, args.steps)
+            print(f"  {model_name} · {variant}: first step {first[variant]:.2f} s", flush=True)
+        throughput = harness.run_interleaved(runs, args.rounds, warmup=0, baseline=BASELINE)
+        for variant, t in throughput.items():
+            print(f"  {model_name} · {variant:30s} {t['median_images_per_s']:8.1f} images/s "
+                  f"(× {t[f'median_ratio_vs_{BASELINE}']:.2f})", flush=True)
+        results[model_name] = {"throughput": throughput, "first_step_s": first}
+    machine["load_average_at_end"] = os.getloadavg()
+    harness.publish(args.name, {"settings": vars(args), "models": results}, markdown_report(args, results, machine),
+                    machine=machine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
