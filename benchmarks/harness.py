@@ -95,7 +95,9 @@ def write_results(name: str, results: dict[str, Any], markdown: str, *, machine:
     directory.mkdir(parents=True, exist_ok=True)
     machine = machine or machine_info()
     command = command_line()
-    payload = {"name": name, "command": command, "cwd": os.getcwd(), "machine": machine, "results": results}
+    # Where it ran, relative to the repository (".": its root), so records hold no machine's paths.
+    cwd = os.path.relpath(os.getcwd(), RESULTS_DIR.parent.parent)
+    payload = {"name": name, "command": command, "cwd": cwd, "machine": machine, "results": results}
     json_path, md_path = directory / f"{name}.json", directory / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     md_path.write_text(markdown.rstrip() + markdown_footer(machine, command))

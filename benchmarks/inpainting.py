@@ -120,16 +120,17 @@ def draw(picture: dict[str, Any], methods: list[str], path: str) -> Path:
     """One block per mask (labelled), each a grid: columns = images; rows = masked input, each method, original."""
     import torch
 
-    from genlab.images import concat_images, make_grid, save_image
+    from genlab.images import concat_images, label_rows, make_grid, save_image
     from genlab.inpainting import show_holes
 
     blocks = []
+    names = ["masked", *methods, "original"]
     for kind, rows in picture.items():
         stack = [show_holes(rows["masked"], rows["mask"])]
         stack += [rows[m].expand(-1, 3, -1, -1) for m in methods] + [rows["original"].expand(-1, 3, -1, -1)]
         grid = make_grid(torch.cat(stack), nrow=len(rows["masked"]))
-        blocks.append(concat_images([grid], labels=[kind]))  # one by one: see inpainting.comparison_picture
-    return save_image(concat_images(blocks, gap=8), path, scale=2)
+        blocks.append(grid if blocks else label_rows(grid, names))  # row names once, on the left
+    return save_image(concat_images(blocks, gap=8, labels=list(picture)), path, scale=2)
 
 
 def markdown_report(settings: dict[str, Any], results: dict[str, Any], machine: dict[str, Any] | None = None) -> str:

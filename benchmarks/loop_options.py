@@ -14,9 +14,12 @@ default). ``compile`` reports its compile time (the first step) separately: it p
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -44,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5, help="steps per turn (default 5)")
     parser.add_argument("--rounds", type=int, default=6, help="timed turns per variant (default 6)")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="let torch.compile reuse its on-disk cache (default: a fresh one, so compile time is the cold one)")
     parser.add_argument("--quick", action="store_true", help="smoke run: VAE only, no compile, 2 rounds of 2 steps")
     parser.add_argument("--name", default=None, help="results file name (default loop_options, or loop_options_quick)")
     args = parser.parse_args(argv)
@@ -116,7 +121,8 @@ def markdown_report(args: argparse.Namespace, results: dict[str, Any], machine: 
     lines += [
         f"Each variant: genlab's training step (`_run_phases`) on the default network from the same initial weights, "
         f"{args.steps} steps per turn, {args.rounds} timed turns in rotating order after one untimed; images/s is the median "
-        f"turn. `first step` includes one-time work: for `compile`, torch.compile's compilation of every sub-network.",
+        f"turn. `first step` includes one-time work: for `compile`, torch.compile's compilation of every sub-network "
+        f"({'with the on-disk cache of earlier runs' if args.warm_cache else 'cold: a fresh inductor cache'}).",
         "",
         f"torch threads: {machine['torch_threads']}. CPU capability reported by torch: "
         f"{machine.get('cpu_capability', '?')} (bf16 autocast is fast only on CPUs with native bf16 instructions: "
@@ -130,6 +136,11 @@ def markdown_report(args: argparse.Namespace, results: dict[str, Any], machine: 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.warm_cache:
+        # A fresh inductor cache: `first step` of compile is then the compilation a new user waits for,
+        # not a lookup in the on-disk cache an earlier run left behind.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="genlab-inductor-")
+        atexit.register(shutil.rmtree, cache, True)
     machine = harness.machine_info()
     machine["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     print(f"{machine['cpu']} ({machine['cpu_capability']}) · torch {machine['torch']} ({machine['torch_threads']} threads) · "

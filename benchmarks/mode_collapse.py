@@ -15,11 +15,14 @@ Results go to benchmarks/results/mode_collapse.{json,md} (mode_collapse_quick.* 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import math
+import multiprocessing
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -95,13 +98,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="multiply every configuration's training steps (default 1; e.g. 3 to see the trend)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: these MLPs gain nothing from more on a shared CPU)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds trained at once, in separate processes of --threads threads each (default 1); "
+                             "scores do not depend on it, seconds per run do")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 seeds (not a measurement)")
     parser.add_argument("--name", default=None, help="results file name (default mode_collapse, or mode_collapse_quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds = 2
-    if args.seeds < 1 or args.steps_factor <= 0 or args.threads < 1:
-        parser.error("--seeds and --threads must be >= 1 and --steps-factor > 0")
+    if args.seeds < 1 or args.steps_factor <= 0 or args.threads < 1 or args.jobs < 1:
+        parser.error("--seeds, --threads and --jobs must be >= 1 and --steps-factor > 0")
     args.name = args.name or ("mode_collapse_quick" if args.quick else "mode_collapse")
     return args
 
@@ -207,9 +213,28 @@ def markdown_report(args: argparse.Namespace, summaries: dict[str, dict[str, Any
         "R1 γ = 0.01 67.0 (24 modes). Top-k G updates (Sinha et al. 2020, k = max(0.999^t, ν)·B; ring8 seed 0, 3,000 steps): ν = 0.5 84.5, ν = 0.75 86.5, against 92.4 without, so it was not kept. "
         "`--steps-factor` trains longer: ring8 seed 0 after 12,000 steps (4×) scored 97.0.",
         "- seconds / run: wall clock of `genlab.train` (with its per-epoch checkpoints), CPU, "
-        f"{args.threads} torch thread(s), runs one after another on a possibly shared machine.",
+        f"{args.threads} torch thread(s) per run, {args.jobs} run(s) at a time on a possibly shared machine.",
     ]
     return "\n".join(lines)
+
+
+def _run_in_worker(toy: str, name: str, seed: int, steps_factor: float, threads: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    return run_once(toy, RECIPES[name], seed, steps_factor)
+
+
+def _runs(toy: str, name: str, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """Seeds 0…N−1 in order; with ``--jobs`` > 1, trained in a pool of fresh (spawned) processes."""
+    if args.jobs == 1:
+        for seed in range(args.seeds):
+            yield run_once(toy, RECIPES[name], seed, args.steps_factor)
+        return
+    context = multiprocessing.get_context("spawn")  # no forked OpenMP state
+    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        futures = [pool.submit(_run_in_worker, toy, name, seed, args.steps_factor, args.threads)
+                   for seed in range(args.seeds)]
+        for future in futures:
+            yield future.result()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,9 +247,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.only:
             key = f"{toy}/{name}"
             all_runs[key] = []
-            for seed in range(args.seeds):
-                run = run_once(toy, RECIPES[name], seed, args.steps_factor)
+            for run in _runs(toy, name, args):
                 all_runs[key].append(run)
+                seed = run["seed"]
                 print(f"{key:<24} seed {seed}: {run['modes_captured']:2d} modes, "
                       f"{100 * run['high_quality_fraction']:5.1f} % high quality, reverse KL {run['reverse_kl']:.3f}, "
                       f"{run['train_seconds']:.1f} s", flush=True)

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from genlab.errors import ConfigError, DataError
-from genlab.images import concat_images, make_grid, read_image, resize, save_gif, save_image, to_uint8
+from genlab.images import concat_images, label_rows, make_grid, read_image, resize, save_gif, save_image, to_uint8
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -126,3 +126,16 @@ def test_labels_of_different_ink_heights_get_strips_of_one_height():
     joined = concat_images(pictures, gap=0, labels=["VAE", "projector"], pad_value=1.0)
     assert joined.shape[2] == 120 and joined.shape[1] > 10
     assert torch.all(joined[:, -10:, :] == 0)  # both pictures end on the same row
+
+
+def test_row_labels_are_written_beside_their_rows():
+    grid = make_grid(torch.ones(6, 1, 20, 20), nrow=2, padding=2)  # 3 rows of 2 white images
+    labelled = label_rows(grid, ["one", "", "three"], pad_value=1.0)
+    column = labelled[:, :, : labelled.shape[2] - grid.shape[2]]
+    assert column.shape[2] > 0 and torch.equal(labelled[:, :, column.shape[2]:], grid)  # the grid is untouched
+    band = grid.shape[1] / 3
+    ink_rows = (column < 0.5).any(dim=0).any(dim=1).nonzero().flatten()
+    in_band = {int(row // band) for row in ink_rows}
+    assert in_band == {0, 2}  # text in the first and third rows' bands, none in the unlabelled second
+    with pytest.raises(ConfigError, match="label_rows"):
+        label_rows(grid, [])

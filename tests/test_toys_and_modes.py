@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,3 +184,21 @@ def test_a_small_gan_covers_most_of_ring8(tmp_path, one_thread):
     genlab.train(model, load_dataset("ring8"), config)
     scores = mode_coverage(model.sample(2500, seed=0), mode_centers("ring8"), mode_std("ring8"))
     assert scores["modes_captured"] >= 6, scores
+
+
+def test_mode_collapse_benchmark_scores_do_not_depend_on_parallel_jobs(monkeypatch):
+    # The benchmark trains seeds in spawned worker processes with --jobs; a seed's score must be the same.
+    import argparse
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo))  # spawned workers get this sys.path, so they import `benchmarks` too
+    from benchmarks import mode_collapse
+
+    args = argparse.Namespace(seeds=2, steps_factor=0.004, threads=1, jobs=1)  # 12 steps per ring8 run
+    serial = list(mode_collapse._runs("ring8", "genlab", args))
+    parallel = list(mode_collapse._runs("ring8", "genlab", argparse.Namespace(**{**vars(args), "jobs": 2})))
+    assert [r["seed"] for r in parallel] == [0, 1]
+    for one, other in zip(serial, parallel):
+        assert one["steps"] == other["steps"] == 12
+        same = [key for key in one if key != "train_seconds"]
+        assert repr([one[key] for key in same]) == repr([other[key] for key in same])  # repr: NaN equals NaN

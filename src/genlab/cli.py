@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="class to class by the data's class names (e.g. 'Sneaker->Ankle boot'), or GANSpace component K (pc0, pc1, ...)")
     edit.add_argument("--from-dir", default=None, metavar="DIR", help="folder of example images of the start (with --to-dir)")
     edit.add_argument("--to-dir", default=None, metavar="DIR", help="folder of example images of the goal (with --from-dir)")
-    edit.add_argument("--strength", default="0,0.5,1,1.5", metavar="S,S,...", help="strengths, one column each; 0 = the reconstruction")
+    edit.add_argument("--strength", default="0,0.5,1,1.5", metavar="S,S,...", help="strengths, one column each; 0 = the reconstruction (a list starting with a negative needs the = form: --strength=-2,-1,0,1,2)")
     edit.add_argument("--data", default=None, help="labelled dataset for class directions and names (default: the run's dataset)")
     edit.add_argument("--split", default="train", help="split the class directions are computed on (measuring uses the test split)")
     edit.add_argument("--max-per-class", type=int, default=500, metavar="N", help="images per class for a class direction")

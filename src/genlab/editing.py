@@ -250,13 +250,8 @@ def labelled_columns(columns: Sequence[torch.Tensor], labels: Sequence[str], gap
     from genlab.images import concat_images, make_grid
 
     columns = [c.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1) for c in columns]
-    # Labelled one by one and padded at the bottom to one height: concat_images sizes each label strip by
-    # its own text, so "projector" (with descenders) would sit lower than "VAE" and the images not line up.
-    pictures = [concat_images([make_grid(column, nrow=1, padding=2 * scale)], labels=[label])
-                for column, label in zip(columns, labels)]
-    height = max(p.shape[1] for p in pictures)
-    pictures = [torch.nn.functional.pad(p, (0, 0, 0, height - p.shape[1]), value=1.0) for p in pictures]
-    return concat_images(pictures, gap=gap * scale)
+    grids = [make_grid(column, nrow=1, padding=2 * scale) for column in columns]
+    return concat_images(grids, gap=gap * scale, labels=list(labels))  # one strip height: the images line up
 
 
 def edit_grid(edited: torch.Tensor, strengths: Sequence[float]) -> torch.Tensor:

@@ -264,6 +264,25 @@ def concat_images(
     return torch.cat(parts, dim=2)
 
 
+def label_rows(picture: torch.Tensor, labels: list[str], pad_value: float = 1.0) -> torch.Tensor:
+    """Prepend a column naming the rows of a grid (C×H×W): ``labels[i]`` is written at the middle of
+    the i-th of ``len(labels)`` equal horizontal bands, which are the rows of a ``make_grid`` grid."""
+    picture = _check_images(picture, "label_rows", ranks=(3,))
+    if not labels:
+        raise ConfigError("label_rows: got no labels")
+    _check_pad_value(pad_value, "label_rows")
+    font = ImageFont.load_default()
+    boxes = [ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font) for text in labels]
+    height, band = picture.shape[1], picture.shape[1] / len(labels)
+    column = Image.new("L", (max(box[2] for box in boxes) + 6, height), int(round(pad_value * 255)))
+    draw = ImageDraw.Draw(column)
+    for i, (text, (left, top, right, bottom)) in enumerate(zip(labels, boxes)):
+        middle = (i + 0.5) * band
+        draw.text((2, round(middle - (top + bottom) / 2)), text, fill=0 if pad_value > 0.5 else 255, font=font)
+    strip = to_float(torch.from_numpy(np.asarray(column).copy()))
+    return torch.cat([strip.expand(picture.shape[0], -1, -1), picture], dim=2)
+
+
 def _centre_vertically(picture: torch.Tensor, height: int, pad_value: float) -> torch.Tensor:
     above = (height - picture.shape[1]) // 2
     below = height - picture.shape[1] - above

@@ -362,8 +362,7 @@ def comparison_picture(images: torch.Tensor, mask: torch.Tensor, completed: torc
 
     images, mask = check_inputs(images, mask)
     grids = [make_grid(x, nrow=nrow) for x in (images, show_holes(images, mask), completed)]
-    # Labelled one by one: concat_images(labels=...) fails when the texts' heights differ ("masked" vs "completed").
-    return concat_images([concat_images([g], labels=[text]) for g, text in zip(grids, ("original", "masked", "completed"))])
+    return concat_images(grids, labels=["original", "masked", "completed"])
 
 
 def read_image_for(path: str, model: Any) -> torch.Tensor:
