@@ -34,12 +34,15 @@ BENCH_THREADS ?= 1
 BENCH_ENV := OMP_NUM_THREADS=$(BENCH_THREADS)
 
 bench: $(BENCH_STAMP)
-	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_options --models vae --steps 5 --rounds 6 --name loop_options_vae
-	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_options --models dcgan32 --steps 3 --rounds 5 --name loop_options_dcgan32
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_options --models vae --rounds 8 --name loop_options_vae
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_options --models dcgan32 --variants "fp32 NCHW" "fp32 channels-last (default)" "compile, channels-last" --steps 4 --rounds 8 --name loop_options_dcgan32
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_options --models dcgan32 --variants "fp32 NCHW" "bf16 autocast, channels-last" --steps 1 --rounds 3 --name loop_options_dcgan32_bf16
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.step_profile --threads $(BENCH_THREADS)
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.vae_throughput
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.dcgan_throughput --epochs 3 --train-subset 10240
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.dcgan_throughput --image-size 64 --epochs 3 --train-subset 2560 --sample-images 2000 --sample-batch 250
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.scaling --threads $(BENCH_THREADS)
+	$(BIN)/python -m benchmarks.cpu_processes --threads 2 --rounds 3 --steps 300
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_quality --gan-subset 6400
 
 clean:

@@ -17,7 +17,6 @@ import argparse
 import atexit
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +25,6 @@ from typing import Any, Callable
 import torch
 
 from benchmarks import harness
-from genlab.data.dataset import Dataset
 from genlab.distributed import SINGLE
 from genlab.monitor import RunningMeans
 from genlab.training import BatchSampler, Precision, _compile_children, _run_phases

@@ -29,6 +29,12 @@ What data parallelism means here, the same for every model (the loop has no case
 - Only rank 0 writes: config, checkpoints, metrics.csv, sample grids, plots, the progress bar.
   Logged values are averaged over the ranks. Resuming reads the checkpoint on every rank, so
   the run directory must be on a file system all machines share.
+
+Not done (yet): DDP's overlap of the gradient all-reduce with the backward pass (here it starts
+when the backward pass ends; it matters for large models on fast interconnects, not for these).
+On one 2-core CPU, two single-thread processes train the VAE at 0.81× the rate of one process with
+two threads (they also pay the all-reduce and half-size batches; benchmarks/results/cpu_processes.md):
+the point is several machines or GPUs, not the cores of one CPU.
 """
 from __future__ import annotations
 
