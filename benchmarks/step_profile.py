@@ -36,14 +36,15 @@ from benchmarks import harness
 
 CLASSES = ("convolutions & matrix products", "element-wise, norms, losses", "optimizer", "memory", "other")
 HEAVY = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
-MEMORY = ("copy", "_to_copy", "contiguous", "clone", "index", "empty", "cat", "stack", "as_strided", "resize",
-          "zero_", "fill_", "set_", "split", "view", "reshape", "permute", "transpose", "expand", "slice", "select",
-          "unsqueeze", "squeeze", "flatten", "detach", "t")
-ELEMENTWISE = ("relu", "threshold", "leaky", "sigmoid", "tanh", "batch_norm", "binary_cross", "log", "exp", "add",
-               "sub", "mul", "div", "neg", "sum", "mean", "pow", "sqrt", "rsqrt", "clamp", "where", "norm", "max",
-               "min", "abs", "softplus", "lerp", "addcmul", "addcdiv", "square", "eq", "ne", "gt", "lt", "ge", "le",
-               "ones_like", "zeros_like", "randn", "normal", "uniform", "isfinite", "all", "any", "logical", "mse",
-               "nll", "softmax", "dropout", "_foreach", "bernoulli")
+# Operator-name tokens (``aten::native_batch_norm_backward`` → native, batch, norm, backward).
+MEMORY = {"copy", "contiguous", "clone", "index", "empty", "cat", "stack", "strided", "resize", "zero", "fill",
+          "set", "split", "view", "reshape", "permute", "transpose", "expand", "slice", "select", "unsqueeze",
+          "squeeze", "flatten", "detach", "t", "alias", "unbind", "narrow", "chunk"}
+ELEMENTWISE = {"relu", "threshold", "leaky", "sigmoid", "tanh", "norm", "cross", "entropy", "log", "exp", "add", "sub",
+               "mul", "div", "neg", "sum", "mean", "pow", "sqrt", "rsqrt", "clamp", "where", "max", "min", "abs",
+               "softplus", "lerp", "addcmul", "addcdiv", "square", "eq", "ne", "gt", "lt", "ge", "le", "like", "randn",
+               "normal", "uniform", "isfinite", "all", "any", "logical", "mse", "nll", "softmax", "dropout", "foreach",
+               "bernoulli", "reciprocal", "rsub", "sign", "masked", "tril", "triu"}
 MODELS = {"vae": "default VAE, 28×28", "dcgan32": "DCGAN-32 (G and D phases per step)"}
 
 
@@ -52,12 +53,14 @@ def classify(name: str, in_optimizer: bool) -> str:
     if name.startswith("aten::convolution") or name.startswith("aten::_convolution") or "conv" in name \
             or name in HEAVY:
         return CLASSES[0]
-    if in_optimizer or "adam" in name.lower() or name.startswith("Optimizer."):
+    if in_optimizer or name.startswith("Optimizer.") or name == "aten::_fused_adam_":
         return CLASSES[2]
-    op = name.removeprefix("aten::").lstrip("_")
-    if any(op == m or op.startswith(m + "_") or op == m + "_" for m in MEMORY):
+    if not name.startswith("aten::"):
+        return CLASSES[4]  # autograd engine bookkeeping, Python-level spans
+    tokens = set(name.removeprefix("aten::").strip("_").split("_"))
+    if tokens & MEMORY:
         return CLASSES[3]
-    if any(e in op for e in ELEMENTWISE):
+    if tokens & ELEMENTWISE:
         return CLASSES[1]
     return CLASSES[4]
 
