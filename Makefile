@@ -43,7 +43,8 @@ bench: $(BENCH_STAMP)
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.dcgan_throughput --image-size 64 --epochs 3 --train-subset 2560 --sample-images 2000 --sample-batch 250
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.scaling --threads $(BENCH_THREADS)
 	$(BIN)/python -m benchmarks.cpu_processes --threads 2 --rounds 3 --steps 300
-	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_quality --gan-subset 6400
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_quality --models vae
+	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_quality --models gan --gan-epochs 4 --gan-subset 12800 --name loop_quality_gan
 
 clean:
 	rm -rf $(VENV) demo build src/*.egg-info .pytest_cache
