@@ -2,6 +2,9 @@
 
     python -m benchmarks.loop_options                    # VAE and DCGAN-32: layout, precision, compile
     python -m benchmarks.loop_options --quick            # smoke run
+    python -m benchmarks.loop_options --device cuda --models vae dcgan64 \
+        --variants "fp32 NCHW" "fp32 channels-last (default)" "bf16 autocast, channels-last" "fp16 autocast, channels-last"
+                                                         # the GPU figures (VAE and DCGAN-64, bf16/fp16)
 
 Every variant runs genlab's own training step (``genlab.training._run_phases``: batch drawn by
 indexing the in-memory uint8 data, every phase's forward/backward/optimizer step, metrics summed
@@ -34,14 +37,19 @@ VARIANTS = {  # name → (channels_last, precision, compile)
     "fp32 channels-last (default)": (True, "fp32", False),
     "bf16 autocast, channels-last": (True, "bf16", False),
     "compile, channels-last": (True, "fp32", True),
+    "fp16 autocast, channels-last": (True, "fp16", False),  # CUDA only (loss scaling)
 }
+DEFAULT_VARIANTS = [v for v in VARIANTS if VARIANTS[v][1] != "fp16"]
+MODELS = {"vae": "default VAE, 28×28", "dcgan32": "DCGAN-32 (D and G phases)", "dcgan64": "DCGAN-64 (D and G phases)"}
 BASELINE = "fp32 NCHW"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loop_options", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", choices=("vae", "dcgan32"), default=["vae", "dcgan32"])
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=["vae", "dcgan32"])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=DEFAULT_VARIANTS)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where to train (cuda: the data lives on the GPU, cudnn.benchmark on, timing synchronises)")
     parser.add_argument("--steps", type=int, default=5, help="steps per turn (default 5)")
     parser.add_argument("--rounds", type=int, default=6, help="timed turns per variant (default 6)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -53,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.models, args.steps, args.rounds = ["vae"], 2, 2
         args.variants = [v for v in args.variants if not VARIANTS[v][2]]
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    if args.device == "cpu" and any(VARIANTS[v][1] == "fp16" for v in args.variants):
+        parser.error("fp16 autocast needs --device cuda (on CPU use the bf16 variant)")
     if BASELINE not in args.variants:
         parser.error(f"{BASELINE!r} (the baseline of the ratios) must be among --variants")
     args.name = args.name or ("loop_options_quick" if args.quick else "loop_options")
@@ -66,10 +78,12 @@ def build(model_name: str) -> Any:
     if model_name == "vae":
         return VAE(VAEConfig())
     # The DCGAN recipe of benchmarks/dcgan_throughput (the rates do not change a step's cost).
-    return GAN(GANConfig(image_shape=(1, 32, 32), lr_g=2e-4, lr_d=2e-4))
+    size = 64 if model_name == "dcgan64" else 32
+    return GAN(GANConfig(image_shape=(1, size, size), lr_g=2e-4, lr_d=2e-4))
 
 
-def make_stepper(model_name: str, variant: str, batch_size: int, steps: int) -> tuple[Callable[[], int], float]:
+def make_stepper(model_name: str, variant: str, batch_size: int, steps: int,
+                 device: str = "cpu") -> tuple[Callable[[], int], float]:
     """A callable running ``steps`` training steps of ``variant`` (returns the images it used),
     and the seconds its first step took (compile time, for ``compile``)."""
     from genlab.config import TrainConfig
@@ -77,14 +91,17 @@ def make_stepper(model_name: str, variant: str, batch_size: int, steps: int) -> 
     channels_last, precision_name, compile_ = VARIANTS[variant]
     model = build(model_name)
     size = model.image_shape[-1]
-    images = torch.randint(0, 256, (batch_size * 32, 1, size, size), dtype=torch.uint8)
+    where = torch.device(device)
+    if where.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as genlab.train does
+    images = torch.randint(0, 256, (batch_size * 32, 1, size, size), dtype=torch.uint8, device=where)
     memory_format = torch.channels_last if channels_last else torch.preserve_format
-    model.to(memory_format=memory_format).train()
+    model.to(device=where, memory_format=memory_format).train()
     optimizers = model.make_optimizers(TrainConfig())
     phases = model.training_phases()
     parameters = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
-    sampler = BatchSampler(len(images), batch_size, 0, torch.device("cpu"))
-    precision = Precision(precision_name, torch.device("cpu"))
+    sampler = BatchSampler(len(images), batch_size, 0, where)
+    precision = Precision(precision_name, where)
     if compile_:
         _compile_children(model)
     running = RunningMeans()
@@ -96,6 +113,8 @@ def make_stepper(model_name: str, variant: str, batch_size: int, steps: int) -> 
                         running, SINGLE)
             state["step"] += 1
         running.clear()
+        if where.type == "cuda":
+            torch.cuda.synchronize(where)  # the turn ends when the GPU has done the work
         return n * batch_size
 
     start = time.perf_counter()
@@ -108,7 +127,7 @@ def make_stepper(model_name: str, variant: str, batch_size: int, steps: int) -> 
 def markdown_report(args: argparse.Namespace, results: dict[str, Any], machine: dict[str, Any]) -> str:
     lines = [f"# Training-loop options, side by side{' (QUICK SMOKE RUN — not a measurement)' if args.quick else ''}", ""]
     for model_name, entry in results.items():
-        title = "default VAE, 28×28" if model_name == "vae" else "DCGAN-32 (D and G phases)"
+        title = MODELS[model_name]
         lines += [f"## {title}, batch {args.batch_size}", "",
                   f"| variant | images/s | × {BASELINE} | first step (s) |", "|---|---:|---:|---:|"]
         for variant, t in entry["throughput"].items():
@@ -122,6 +141,7 @@ def markdown_report(args: argparse.Namespace, results: dict[str, Any], machine: 
         f"turn. `first step` includes one-time work: for `compile`, torch.compile's compilation of every sub-network "
         f"({'with the on-disk cache of earlier runs' if args.warm_cache else 'cold: a fresh inductor cache'}).",
         "",
+        f"Device: {args.device}{' (' + str(machine.get('gpu')) + ')' if args.device == 'cuda' else ''}. "
         f"torch threads: {machine['torch_threads']}. CPU capability reported by torch: "
         f"{machine.get('cpu_capability', '?')} (bf16 autocast is fast only on CPUs with native bf16 instructions: "
         "AVX512-BF16 or AMX).",
@@ -147,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     for model_name in args.models:
         runs, first = {}, {}
         for variant in args.variants:
-            runs[variant], first[variant] = make_stepper(model_name, variant, args.batch_size, args.steps)
+            runs[variant], first[variant] = make_stepper(model_name, variant, args.batch_size, args.steps, args.device)
             print(f"  {model_name} · {variant}: first step {first[variant]:.2f} s", flush=True)
         throughput = harness.run_interleaved(runs, args.rounds, warmup=0, baseline=BASELINE)
         for variant, t in throughput.items():

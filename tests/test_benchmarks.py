@@ -36,3 +36,13 @@ HEAVY, ELEMENTWISE, OPTIMIZER, MEMORY, OTHER = CLASSES
 ])
 def test_step_profile_puts_each_operator_in_its_class(name, inside_optimizer, expected):
     assert classify(name, inside_optimizer) == expected
+
+
+def test_loop_options_refuses_fp16_on_cpu_and_steps_a_model():
+    from benchmarks import loop_options
+
+    with pytest.raises(SystemExit):
+        loop_options.parse_args(["--variants", "fp32 NCHW", "fp16 autocast, channels-last"])
+    assert "fp16 autocast, channels-last" not in loop_options.parse_args([]).variants  # default runs on any CPU
+    run, first = loop_options.make_stepper("vae", "fp32 channels-last (default)", batch_size=8, steps=2)
+    assert first > 0 and run() == 16 and run(3) == 24
