@@ -81,7 +81,7 @@ RECIPES = {
     # The same, four times as long, with both rates cosine-annealed to 0 over the second half: at a
     # constant rate, 4× the steps tightened most ring8 seeds but let some drift (seeds 3 and 8: 93.1
     # and 84.2 %); annealed, those two scored 97.0 and 97.2 %. On grid25 8× did worse than 4× (90.0 ±
-    # 8.5 % against 91.9 ± 1.7 %: the longer constant-rate half let seeds drift; mode_collapse_long8x_grid25.md).
+    # 8.5 % against 91.9 ± 1.7 %: four seeds drifted in the longer run; mode_collapse_long8x_grid25.md).
     "genlab long": Recipe("genlab long", {**WIDTHS, "loss": "ns", "lr_g": 1e-3, "lr_d": 2e-3, "betas": (0.0, 0.99),
                                           "r1_gamma": 0.1, "r1_every": 4}, {toy: 4 * n for toy, n in STEPS.items()},
                           batch_size=256, ema_decay=0.995, lr_schedule="cosine", lr_decay_start=0.5),
