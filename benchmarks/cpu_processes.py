@@ -149,11 +149,9 @@ def markdown_report(args: argparse.Namespace, rates: dict[str, list[float]], mac
     for name in names:
         median = statistics.median(rates[name])
         lines.append(f"| {name} | {median:.0f} | {median / base:.2f} | {', '.join(f'{r:.0f}' for r in rates[name])} |")
-    loads = [machine.get(k) for k in ("load_average_at_start", "load_average_at_end")]
-    shown = ["/".join(f"{v:.2f}" for v in load) if load else "?" for load in loads]
     lines += ["", "The torchrun processes each train on half of every global batch and average gradients (gloo); "
                   "the VAE has no batch norm, so this is the same optimisation as one process.",
-              "", f"Load average (1/5/15 min) at start: {shown[0]}; at end: {shown[1]} — on {machine.get('cores')} cores. "
+              "", f"{harness.load_sentence(machine)}. "
                   "Runs while other jobs hold cores favour single-thread processes; compare rows only from a quiet machine."]
     return "\n".join(lines)
 

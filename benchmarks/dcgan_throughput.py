@@ -222,9 +222,7 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
     if git:
         changed = ", ".join(git.get("modified_under_src", [])) or "none"
         lines += ["", f"genlab tree: commit {git.get('head', '?')[:10]}; files under src/ that differed from it: {changed}."]
-    loads = [machine.get(k) for k in ("load_average_at_start", "load_average_at_end")]
-    shown = ["/".join(f"{v:.2f}" for v in load) if load else "?" for load in loads]
-    lines += ["", f"Load average (1/5/15 min) at start: {shown[0]}; at end: {shown[1]} — on {machine.get('cores')} cores; "
+    lines += ["", f"{harness.load_sentence(machine)}; "
                   "a busy machine slows and scatters both contenders (see the per-turn ranges)."]
     for note in notes:
         lines += ["", f"Note: {note}"]

@@ -123,6 +123,14 @@ def rerender(json_path: str | Path, render: Callable[[dict[str, Any]], str]) -> 
     return md_path
 
 
+def load_sentence(machine: dict[str, Any]) -> str:
+    """"Load average (1/5/15 min) at start: …; at end: … — on N cores" from ``machine_info`` (plus the
+    caller's ``load_average_at_end``), for a report's notes: how busy the machine was while it measured."""
+    shown = ["/".join(f"{v:.2f}" for v in load) if load else "?"
+             for load in (machine.get("load_average_at_start"), machine.get("load_average_at_end"))]
+    return f"Load average (1/5/15 min) at start: {shown[0]}; at end: {shown[1]} — on {machine.get('cores')} cores"
+
+
 def markdown_footer(machine: dict[str, Any], command: str) -> str:
     return (
         f"\n\nMeasured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, "

@@ -146,9 +146,7 @@ def markdown_report(args: argparse.Namespace, results: dict[str, Any], machine: 
         f"{machine.get('cpu_capability', '?')} (bf16 autocast is fast only on CPUs with native bf16 instructions: "
         "AVX512-BF16 or AMX).",
     ]
-    loads = [machine.get(k) for k in ("load_average_at_start", "load_average_at_end")]
-    shown = ["/".join(f"{v:.2f}" for v in load) if load else "?" for load in loads]
-    lines += ["", f"Load average (1/5/15 min) at start: {shown[0]}; at end: {shown[1]} — on {machine.get('cores')} cores."]
+    lines += ["", f"{harness.load_sentence(machine)}."]
     return "\n".join(lines)
 
 

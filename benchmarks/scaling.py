@@ -172,9 +172,7 @@ def markdown_report(args: argparse.Namespace, rows: list[dict[str, Any]], peak: 
         "- dcgan = `GAN(GANConfig(image_shape=(1, px, px)))`, the DCGAN defaults (D and G phases per step); "
         "vae = `VAE(VAEConfig(image_shape=(1, px, px)))`.",
     ]
-    loads = [machine.get(k) for k in ("load_average_at_start", "load_average_at_end")]
-    shown = ["/".join(f"{v:.2f}" for v in load) if load else "?" for load in loads]
-    lines += ["", f"Load average (1/5/15 min) at start: {shown[0]}; at end: {shown[1]} — on {machine.get('cores')} cores "
+    lines += ["", f"{harness.load_sentence(machine)} "
                   "(other jobs shared the machine when the load exceeds the thread count; absolute rates then fall)."]
     return "\n".join(lines)
 

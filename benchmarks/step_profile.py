@@ -50,8 +50,7 @@ MODELS = {"vae": "default VAE, 28×28", "dcgan32": "DCGAN-32 (G and D phases per
 
 def classify(name: str, in_optimizer: bool) -> str:
     """The class of a profiler event's self time (``in_optimizer``: the event runs inside Optimizer.step)."""
-    if name.startswith("aten::convolution") or name.startswith("aten::_convolution") or "conv" in name \
-            or name in HEAVY:
+    if (name.startswith("aten::") and "conv" in name) or name in HEAVY:  # aten::convolution_backward, ...
         return CLASSES[0]
     if in_optimizer or name.startswith("Optimizer.") or name == "aten::_fused_adam_":
         return CLASSES[2]

@@ -183,8 +183,8 @@ def test_cli_edit_gan_principal_component_and_folders(runs, tmp_path, capsys):
 @pytest.mark.parametrize("arguments, message", [
     (["--direction", "Sneaker->Sandwich"], "unknown class 'Sandwich'; the data's classes are: T-shirt/top"),
     (["--direction", "Sneaker->Ankle boot", "--strength", "0,x"], "--strength '0,x': expected comma-separated numbers"),
-    (["--direction", "pc0", "--image", "{runs}/big.png"], "the image is 1×32×32 (channels×height×width) but the model takes 1×28×28"),
-    (["--direction", "pc0", "--image", "{runs}/rgb.png"], "the image is 3×28×28"),
+    (["--direction", "pc0", "--image", "{runs}/big.png"], "big.png: is 32×32 (H×W) but the model takes 28×28 images; resize it first"),
+    (["--direction", "pc0", "--image", "{runs}/rgb.png"], "rgb.png: is a colour (3 channels) image but the model takes grayscale (1 channel) images"),
     (["--direction", "pc99"], "pc99: components run from pc0 to pc3"),
     (["--direction", "pc0", "--from-dir", "x", "--to-dir", "y"], "not both"),
     ([], "give --direction"),
@@ -207,7 +207,7 @@ def test_cli_interpolate_between_image_files_for_gan_and_vae(runs, tmp_path, cap
         assert picture.shape[2] >= 4 * 28 and gif.is_file()
     assert main(["interpolate", str(runs / "gan"), "--steps", "3", "--projection-steps", "1", "-o", str(strip)]) == 0  # indices
     capsys.readouterr()
-    for extra, message in ((["--from", str(runs / "big.png"), "--to", str(runs / "a.png")], "1×32×32"),
+    for extra, message in ((["--from", str(runs / "big.png"), "--to", str(runs / "a.png")], "--from " + str(runs / "big.png") + ": is 32×32 (H×W) but the model takes 28×28"),
                            (["--from", str(runs / "a.png")], "give both --from and --to"),
                            (["--from", str(runs / "a.png"), "--to", str(runs / "b.png"), "--from-index", "1"], "not both"),
                            (["--from", str(runs / "missing.png"), "--to", str(runs / "b.png")], "image file not found")):

@@ -321,8 +321,8 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tiny_run, tmp_path, capsys):
     Image.fromarray(np.zeros((20, 20), dtype=np.uint8)).save(tmp_path / "mask20.png")
     cases = [  # (arguments, a regular expression the one-line error must match)
         (["--image", str(tmp_path / "gray.png"), "--mask", str(tmp_path / "mask20.png")], r"mask20\.png: is 20×20 .* 28×28"),
-        (["--image", str(tmp_path / "rgb.png")], r"rgb\.png: is a colour \(3 channels\) image but the run works on grayscale"),
-        (["--image", str(tmp_path / "big.png")], r"big\.png: is 32×32 \(H×W\) but the run works on 28×28"),
+        (["--image", str(tmp_path / "rgb.png")], r"--image .*rgb\.png: is a colour \(3 channels\) image but the model takes grayscale"),
+        (["--image", str(tmp_path / "big.png")], r"--image .*big\.png: is 32×32 \(H×W\) but the model takes 28×28"),
         (["--image", str(tmp_path / "gray.png"), "--mask", "circle"], r"unknown mask 'circle'"),
         (["--data", "fashion-mnist-mini", "--image", str(tmp_path / "gray.png")], r"not both"),
     ]

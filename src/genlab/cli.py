@@ -289,7 +289,7 @@ def _add_training_options(parser: argparse.ArgumentParser, batch_size: int) -> N
                        help="bf16/fp16: forward passes under autocast (fp16: CUDA only; bf16 pays only on CPUs/GPUs with bf16 units)")
     group.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=TrainConfig.channels_last,
                        help="NHWC memory format for conv nets")
-    group.add_argument("--compile", action="store_true", help="torch.compile the networks (minutes of compiling; long runs only)")
+    group.add_argument("--compile", action="store_true", help="torch.compile the networks (on a 2-core CPU: 12–27 s to compile, then no faster than the default; see the README)")
     group.add_argument("--log-every", type=int, default=50, metavar="STEPS", help="steps between metric rows")
     group.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS", help="steps between checkpoints (0: every epoch)")
     group.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -656,7 +656,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from genlab.data import load_dataset
     from genlab.errors import ConfigError
     from genlab.images import save_image
-    from genlab.inpainting import comparison_picture, inpaint, read_image_for, resolve_method
+    from genlab.inpainting import comparison_picture, inpaint, resolve_method
+    from genlab.inversion import read_image_for
     from genlab.masks import parse_mask
 
     if (args.image is None) == (args.data is None):
@@ -665,7 +666,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     method = resolve_method(model, args.method)
     labels = None
     if args.image is not None:
-        images = read_image_for(args.image, model)
+        images = read_image_for(model, args.image, "--image").unsqueeze(0)
     else:
         if args.n < 1:
             raise ConfigError(f"-n must be >= 1, got {args.n}")

@@ -62,7 +62,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: Precision = "fp32"  # "bf16"/"fp16": forward passes under autocast (fp16: CUDA only, with loss scaling)
     channels_last: bool = True  # NHWC memory format for 4-D weights and images (oneDNN/cuDNN conv kernels)
-    compile: bool = False  # torch.compile each sub-network (pays only for long runs; see the README)
+    compile: bool = False  # torch.compile each sub-network (on the CPU measured, no faster than channels-last eager; README)
     ema_decay: float | None = None  # exponential moving average of weights, used for sampling and saving
     lr_schedule: LRSchedule = "constant"  # "linear"/"cosine": anneal every optimizer's rate to 0 by the end
     lr_decay_start: float = 0.0  # fraction of the run after which the annealing begins (0 = from the start)

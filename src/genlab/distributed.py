@@ -89,9 +89,8 @@ class Distributed:
         dicts (an EMA's shadow) get the same for the entries named like a buffer."""
         if not self.enabled:
             return
-        names = [name for name, buffer in module.named_buffers() if buffer.is_floating_point()]
-        tensors = [buffer for name, buffer in module.named_buffers() if name in names]
-        tensors += [shadow[name] for shadow in extra for name in names if name in shadow]
+        buffers = {name: buffer for name, buffer in module.named_buffers() if buffer.is_floating_point()}
+        tensors = list(buffers.values()) + [shadow[name] for shadow in extra for name in buffers if name in shadow]
         self.average_(tensors)
 
     def any_rank(self, *flags: bool) -> list[bool]:

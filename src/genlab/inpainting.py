@@ -363,21 +363,3 @@ def comparison_picture(images: torch.Tensor, mask: torch.Tensor, completed: torc
     images, mask = check_inputs(images, mask)
     grids = [make_grid(x, nrow=nrow) for x in (images, show_holes(images, mask), completed)]
     return concat_images(grids, labels=["original", "masked", "completed"])
-
-
-def read_image_for(path: str, model: Any) -> torch.Tensor:
-    """One image file as float 1×C×H×W in [0, 1], checked against ``model``'s image shape (if a model is
-    given): a ConfigError names the file and what differs (channels or size)."""
-    from genlab.images import read_image, to_float
-
-    image = read_image(path)  # 1 channel for grayscale files, 3 for colour
-    if model is not None:
-        channels, height, width = tuple(model.image_shape)
-        if image.shape[0] != channels:
-            kind = {1: "grayscale (1 channel)", 3: "colour (3 channels)"}
-            raise ConfigError(f"{path}: is a {kind[image.shape[0]]} image but the run works on {kind[channels]} images; "
-                              "convert it first")
-        if tuple(image.shape[1:]) != (height, width):
-            raise ConfigError(f"{path}: is {image.shape[1]}×{image.shape[2]} (H×W) but the run works on "
-                              f"{height}×{width} images; resize it first")
-    return to_float(image).unsqueeze(0)

@@ -104,16 +104,21 @@ def check_images(model: Any, images: torch.Tensor, what: str = "images") -> torc
 
 
 def read_image_for(model: Any, path: Any, what: str = "image") -> torch.Tensor:
-    """An image file as float C×H×W in [0, 1], checked against the model's image shape (DataError naming the
-    file and both shapes when it differs: resize or convert it first; genlab does not guess how)."""
+    """An image file as float C×H×W in [0, 1], checked against the model's image shape (no check when
+    ``model`` is None). A mismatch is a DataError naming ``what``, the file and what differs (channels or
+    size): convert or resize it first; genlab does not guess how."""
     from genlab.images import read_image
 
-    model, _ = _unwrap(model, None)
-    shape = tuple(model.image_shape)
-    image = read_image(path)
-    if tuple(image.shape) != shape:
-        raise DataError(f"{what} {path}: the image is {'×'.join(map(str, image.shape))} (channels×height×width) but the "
-                        f"model takes {'×'.join(map(str, shape))}; convert/resize it first")
+    image = read_image(path)  # 1 channel for grayscale files, 3 for colour
+    if model is not None:
+        channels, height, width = tuple(_unwrap(model, None)[0].image_shape)
+        if image.shape[0] != channels:
+            kind = {1: "grayscale (1 channel)", 3: "colour (3 channels)"}
+            raise DataError(f"{what} {path}: is a {kind[image.shape[0]]} image but the model takes {kind[channels]} "
+                            "images; convert it first")
+        if tuple(image.shape[1:]) != (height, width):
+            raise DataError(f"{what} {path}: is {image.shape[1]}×{image.shape[2]} (H×W) but the model takes "
+                            f"{height}×{width} images; resize it first")
     return image.float() / 255.0
 
 
