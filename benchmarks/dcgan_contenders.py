@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from genlab.data import Dataset, dataset_info, load_dataset
-from genlab.models.gan import GAN, GANConfig
+from genlab.models.gan.model import GAN, GANConfig
 
 AUTO_DATA = ("cifar10", "fashion-mnist")  # --data auto: the first whose files are on this machine
 

@@ -48,7 +48,7 @@ from typing import Any
 from benchmarks import dcgan_contenders, harness
 from benchmarks.dcgan_contenders import initial_gan, load_training_set, resolve_data
 from genlab.config import config_to_dict
-from genlab.models.gan import GANConfig
+from genlab.models.gan.model import GANConfig
 
 CONTENDERS = ("genlab", "plain PyTorch")
 SAMPLERS = {"genlab": "genlab model.sample", "plain PyTorch": "plain G(z)"}

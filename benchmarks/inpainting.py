@@ -1,7 +1,7 @@
 """Inpainting and outpainting on Fashion-MNIST, measured: which method fills a hole best?
 
-For each mask (center, random, left, border; ``genlab.masks``) and each method of
-``genlab.inpainting`` (the baselines mean and nearest; vae-iterative and vae-optimize with a VAE;
+For each mask (center, random, left, border; ``genlab.tools.masks``) and each method of
+``genlab.tools.inpainting`` (the baselines mean and nearest; vae-iterative and vae-optimize with a VAE;
 gan, Yeh et al.'s semantic inpainting, with a GAN), on ``--n`` Fashion-MNIST test images:
 
 - hole PSNR and hole SSIM against the original (``hole_psnr``/``hole_ssim``: over the hole pixels only),
@@ -75,8 +75,8 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     import torch
 
     import genlab
-    from genlab.inpainting import hole_psnr, hole_ssim, inpaint
-    from genlab.masks import make_mask
+    from genlab.tools.inpainting import hole_psnr, hole_ssim, inpaint
+    from genlab.tools.masks import make_mask
     from genlab.metrics import frechet_distance
 
     test = genlab.load_dataset("fashion-mnist", split="test")
@@ -120,8 +120,8 @@ def draw(picture: dict[str, Any], methods: list[str], path: str) -> Path:
     """One block per mask (labelled), each a grid: columns = images; rows = masked input, each method, original."""
     import torch
 
-    from genlab.images import concat_images, label_rows, make_grid, save_image
-    from genlab.inpainting import show_holes
+    from genlab.io.images import concat_images, label_rows, make_grid, save_image
+    from genlab.tools.inpainting import show_holes
 
     blocks = []
     names = ["masked", *methods, "original"]
@@ -140,7 +140,7 @@ def markdown_report(settings: dict[str, Any], results: dict[str, Any], machine: 
         "# Inpainting and outpainting on Fashion-MNIST",
         "",
         (f"{settings['n']:,} test images (a seeded random subset), per mask: the hole filled by each method of "
-         "`genlab.inpainting`, known pixels kept exactly, blend 2 px. Hole PSNR/SSIM: over the hole pixels only, mean "
+         "`genlab.tools.inpainting`, known pixels kept exactly, blend 2 px. Hole PSNR/SSIM: over the hole pixels only, mean "
          "over images (↑). FID: completed images against all 10,000 test images in the shipped judge's features (↓; "
          f"the same {settings['n']:,} originals score {results['originals_fid']:.1f}, the floor). Seconds per image: "
          "1 torch thread."),
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from genlab.inpainting import DEFAULT_STEPS, GAN_RESTARTS
+    from genlab.tools.inpainting import DEFAULT_STEPS, GAN_RESTARTS
 
     machine = harness.machine_info()
     started = time.perf_counter()

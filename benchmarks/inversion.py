@@ -15,7 +15,7 @@ every image of a row optimised in one batch; seconds per image = the row's wall 
 Then the direction "Sneaker->Ankle boot" (mean code of 500 training ankle boots − mean code of 500
 training sneakers), applied at several strengths to the first N test sneakers, for the VAE (codes μ(x)) and
 the GAN (codes from the encoder for the direction; hybrid codes for the edited images), measured with
-``genlab.editing.measure_direction``: the judge's flip rate to "Ankle boot" and the judge-feature distance
+``genlab.tools.editing.measure_direction``: the judge's flip rate to "Ankle boot" and the judge-feature distance
 to the strength-0 image.
 
 The runs it reads, and how each was made:
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def train_gan_encoder(gan_run: str, out_dir: str, seconds: float) -> None:
     """The GAN encoder the results use: ``train_encoder`` with these settings on full Fashion-MNIST."""
     import genlab
-    from genlab.inversion import train_encoder
+    from genlab.tools.inversion import train_encoder
 
     train = genlab.load_dataset("fashion-mnist", split="train")
     train_encoder(gan_run, train, genlab.TrainConfig(
@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     import torch
 
     import genlab
-    from genlab.editing import edit, label_direction, measure_direction, parse_direction
-    from genlab.inversion import project
+    from genlab.tools.editing import edit, label_direction, measure_direction, parse_direction
+    from genlab.tools.inversion import project
 
     vae, gan, encoder = genlab.load(args.vae), genlab.load(args.gan), genlab.load(args.encoder)
     judge = genlab.load_judge()
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         (direction, seconds) = timed(lambda: label_direction(model, train, source, target, max_per_class=500, **options))
         codes_options = {} if name == "VAE" else {"encoder": encoder, "steps": args.steps}
         with torch.enable_grad():
-            from genlab.inversion import invert
+            from genlab.tools.inversion import invert
 
             codes = invert(model, held_out, **codes_options)
         measured = measure_direction(model, codes, direction, STRENGTHS, judge=judge)
@@ -158,7 +158,7 @@ def markdown(results: dict[str, Any]) -> str:
         "# Inversion: reconstructing real images through a VAE and a GAN",
         "",
         f"The first {settings['num_images']} Fashion-MNIST test images; runs: VAE `{settings['vae']}`, GAN "
-        f"`{settings['gan']}`, GAN encoder `{settings['encoder']}`. Projector rows: `genlab.inversion.project` "
+        f"`{settings['gan']}`, GAN encoder `{settings['encoder']}`. Projector rows: `genlab.tools.inversion.project` "
         "defaults (Adam lr 0.05 with warm-up and cosine ramp-down, pixel MSE + 0.1 × judge-feature distance + "
         "1e-3 × ‖z‖²/d), all images of a row in one batch; seconds per image = wall time of the row / N "
         "(1 torch thread, on a machine shared with other jobs: compare within this table only). "
@@ -191,8 +191,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_pictures(pictures: dict[str, Any], directory: str) -> None:
     import genlab
-    from genlab.editing import edit_grid, labelled_columns
-    from genlab.images import save_image
+    from genlab.tools.editing import edit_grid, labelled_columns
+    from genlab.io.images import save_image
 
     outputs = pictures["reconstructions"]
     test = genlab.load_dataset("fashion-mnist", split="test")

@@ -6,7 +6,7 @@
         --variants "fp32 NCHW" "fp32 channels-last (default)" "bf16 autocast, channels-last" "fp16 autocast, channels-last"
                                                          # the GPU figures (VAE and DCGAN-64, bf16/fp16)
 
-Every variant runs genlab's own training step (``genlab.training._run_phases``: batch drawn by
+Every variant runs genlab's own training step (``genlab.training.loop._run_phases``: batch drawn by
 indexing the in-memory uint8 data, every phase's forward/backward/optimizer step, metrics summed
 on the device) on the default network, from the same initial weights. Variants take turns in
 rotating order, ``--steps`` steps per turn, so background load hits all alike; the table gives the
@@ -28,9 +28,9 @@ from typing import Any, Callable
 import torch
 
 from benchmarks import harness
-from genlab.distributed import SINGLE
-from genlab.monitor import RunningMeans
-from genlab.training import BatchSampler, Precision, _compile_children, _run_phases
+from genlab.training.distributed import SINGLE
+from genlab.training.monitor import RunningMeans
+from genlab.training.loop import BatchSampler, Precision, _compile_children, _run_phases
 
 VARIANTS = {  # name → (channels_last, precision, compile)
     "fp32 NCHW": (False, "fp32", False),

@@ -32,7 +32,7 @@ from benchmarks import harness
 from genlab.data.toys import TOYS, mode_centers, mode_std
 from genlab.metrics import mode_coverage
 from genlab.metrics.modes import PAPER_NUM_SAMPLES
-from genlab.models.gan import GAN, GANConfig
+from genlab.models.gan.model import GAN, GANConfig
 
 # (toy, method, source, modes captured, % high quality, reverse KL or None when not published)
 PUBLISHED = [

@@ -7,7 +7,7 @@ caps each run's wall clock too). SRGAN's G starts from the trained SRResNet, as 
 Then, on the test set (all 10,000 images, or ``-n``), each method upscales the low-res copies and is
 scored against the originals: PSNR and SSIM (``genlab.metrics.psnr/ssim``), FID against the real
 test images in the shipped judge's feature space, and sharpness (Laplacian energy ÷ the originals').
-Also measured: how far tiled upscaling (``genlab.upscale.upscale_image``) strays from a whole-image
+Also measured: how far tiled upscaling (``genlab.tools.upscale.upscale_image``) strays from a whole-image
 pass on a low-res mosaic of 64 test images (56×56 at ×4).
 
     python -m benchmarks.super_resolution --work-dir runs/sr-bench-x4       # train both, score
@@ -83,7 +83,7 @@ def train_model(variant: str, args: argparse.Namespace, out_dir: Path, init_from
     torch.manual_seed(args.seed)
     model = genlab.SR(genlab.SRConfig(scale=args.scale, variant=variant, **options))
     if init_from:
-        model.load_generator_from(init_from)
+        model.copy_generator_from(genlab.load(init_from), where=init_from)
     steps = args.steps_srresnet if variant == "srresnet" else args.steps_srgan
     lr = args.lr_srresnet if variant == "srresnet" else args.lr_srgan
     epochs = -(-steps // (60_000 // 64))  # enough passes for the steps (and a progress bar with an end)
@@ -98,7 +98,7 @@ def train_model(variant: str, args: argparse.Namespace, out_dir: Path, init_from
 
 
 def existing_run(run: str) -> dict[str, Any]:
-    from genlab.checkpoint import STATE_FILE, load_tensors, read_run_config
+    from genlab.io.checkpoints import STATE_FILE, load_tensors, read_run_config
 
     saved = read_run_config(run)
     info: dict[str, Any] = {"run": run, "config": saved["model"]["config"], "lr": saved["train"]["lr"],
@@ -118,7 +118,7 @@ def existing_run(run: str) -> dict[str, Any]:
 @torch.no_grad()
 def upscalers(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     import genlab
-    from genlab.models.sr_nets import upsample_bicubic
+    from genlab.models.sr.nets import upsample_bicubic
 
     functions = {"bicubic": lambda low: upsample_bicubic(low, args.scale).clamp(0.0, 1.0)}
     for name, info in runs.items():
@@ -131,7 +131,7 @@ def upscalers(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> dict
 def score(args: argparse.Namespace, functions: dict[str, Any]) -> dict[str, dict[str, float]]:
     import genlab
     from genlab.metrics import frechet_distance, psnr, sharpness, ssim
-    from genlab.models.sr_nets import downsample
+    from genlab.models.sr.nets import downsample
 
     test = genlab.load_dataset("fashion-mnist", split="test")
     count = min(args.num_images, len(test))
@@ -164,9 +164,9 @@ def tiling_check(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> d
     """A low-res mosaic of 64 test images (8×8: 56×56 pixels at ×4), upscaled whole and in 32- and 48-pixel
     tiles (default overlap): how far the tiles stray from the whole-image pass."""
     import genlab
-    from genlab.images import make_grid
-    from genlab.models.sr_nets import downsample
-    from genlab.upscale import upscale_image
+    from genlab.io.images import make_grid
+    from genlab.models.sr.nets import downsample
+    from genlab.tools.upscale import upscale_image
 
     test = genlab.load_dataset("fashion-mnist", split="test")
     mosaic = downsample(make_grid(test.float_images(slice(0, 64)), nrow=8, padding=0)[None], args.scale)
@@ -188,8 +188,8 @@ def tiling_check(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> d
 def write_picture(args: argparse.Namespace, functions: dict[str, Any]) -> str:
     """Rows: low-res (nearest-neighbour enlarged), bicubic, SRResNet, SRGAN, original; one test image of each class."""
     import genlab
-    from genlab.images import concat_images, make_grid, save_image
-    from genlab.models.sr_nets import downsample
+    from genlab.io.images import concat_images, make_grid, save_image
+    from genlab.models.sr.nets import downsample
 
     test = genlab.load_dataset("fashion-mnist", split="test")
     index = [int((test.labels == c).nonzero()[0]) for c in range(10)]
@@ -257,7 +257,7 @@ def markdown_report(settings: dict[str, Any], runs: dict[str, dict[str, Any]], s
         side = next(iter(tiling.values()))["low_res_size"]
         lines += ["", "## Tiled upscaling against a whole-image pass", "",
                   f"A {side[0]}×{side[1]} low-res mosaic of 64 test images, upscaled whole and in tiles with feathered blending "
-                  "(`genlab.upscale.upscale_image`, default overlap = the net's receptive-field radius, at most half a tile):", "",
+                  "(`genlab.tools.upscale.upscale_image`, default overlap = the net's receptive-field radius, at most half a tile):", "",
                   "| model, tile, overlap (low-res px) | max abs difference | in grey levels | mean abs difference |",
                   "|---|---:|---:|---:|"]
         for name, check in tiling.items():

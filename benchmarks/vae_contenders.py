@@ -47,7 +47,7 @@ def _save_weights(state: dict[str, torch.Tensor], path: str) -> None:
 
 # ----- genlab: the library's own loop -----
 def _stand_in_for_missing_report_module() -> bool:
-    """genlab.train ends by plotting loss.png via ``genlab.report.plot_metrics``; in trees where that
+    """genlab.train ends by plotting loss.png via ``genlab.io.plots.plot_metrics``; in trees where that
     module does not exist yet the import fails after training has finished. Then register a stand-in
     whose plot_metrics raises ValueError, which train() treats as "too few rows to plot" and skips.
     Returns True when the stand-in was needed (the plot's cost is then not measured)."""
@@ -56,18 +56,18 @@ def _stand_in_for_missing_report_module() -> bool:
     import types
 
     try:
-        importlib.import_module("genlab.report")
+        importlib.import_module("genlab.io.plots")
         return False
     except ModuleNotFoundError as error:
-        if error.name != "genlab.report":
+        if error.name != "genlab.io.plots":
             raise
 
     def plot_metrics(*args: Any, **kwargs: Any) -> None:
         raise ValueError("genlab.report is missing in this tree; loss plot skipped by the benchmark")
 
-    stand_in = types.ModuleType("genlab.report")
+    stand_in = types.ModuleType("genlab.io.plots")
     stand_in.plot_metrics = plot_metrics
-    sys.modules["genlab.report"] = stand_in
+    sys.modules["genlab.io.plots"] = stand_in
     return True
 
 

@@ -179,7 +179,7 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
         + (f" and {', '.join(f'{k}={v!r}' for k, v in args.genlab_options.items())}" if getattr(args, "genlab_options", None) else "")
         + _loop_settings(results.get(BASELINE, {})) + "; it writes a resume "
         "checkpoint (weights + Adam state, fsync'd) every epoch and metrics.csv every 50 steps, all timed"
-        + (" (its final loss.png was NOT drawn: `genlab.report` does not exist in this tree, so the benchmark stood in a "
+        + (" (its final loss.png was NOT drawn: `genlab.io.plots` does not exist in this tree, so the benchmark stood in a "
            "no-op for it)." if results.get(BASELINE, {}).get("loss_plot_skipped_genlab_report_missing")
            else ", and loss.png at the end."),
         "- plain PyTorch: `TensorDataset(float images)` + `DataLoader(batch_size, shuffle=True)`, BCE-with-logits summed over "

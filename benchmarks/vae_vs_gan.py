@@ -84,7 +84,7 @@ def train_contender(name: str, budget: float, seed: int, out_dir: str) -> dict[s
     genlab.train(model, train, config)
     from safetensors import safe_open
 
-    from genlab.checkpoint import STATE_FILE
+    from genlab.io.checkpoints import STATE_FILE
 
     with safe_open(str(Path(out_dir) / STATE_FILE), "pt") as handle:
         meta = json.loads(handle.metadata()["genlab"])
@@ -104,9 +104,9 @@ def _train_pythae(train: Any, budget: float, seed: int, out_dir: str) -> dict[st
     from pythae.trainers.training_callbacks import TrainingCallback
 
     from benchmarks.vae_contenders import _initial_vae, _pythae_networks
-    from genlab.checkpoint import write_run_config
+    from genlab.runs import write_run_config
     from genlab.config import TrainConfig
-    from genlab.fileio import atomic_write
+    from genlab.io.files import atomic_write
     from safetensors.torch import save
 
     vae = _initial_vae(seed)

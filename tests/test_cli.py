@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from genlab import load
-from genlab.cli import main
+from genlab.cli.main import main
 
 TINY = ["--latent-dim", "4", "--channels", "8,16", "--hidden-dim", "32", "--batch-size", "32", "--no-progress"]
 
@@ -145,7 +145,7 @@ def test_conditional_gan_trains_and_samples_chosen_classes(tiny_npz, tmp_path):
     out = tmp_path / "s.png"
     assert main(["sample", str(run), "-n", "6", "--labels", "0,1,2", "--truncation", "0.7", "-o", str(out)]) == 0
     expected = model.sample(6, labels=[0, 1, 2, 0, 1, 2], seed=0, truncation=0.7)
-    from genlab.images import read_image, make_grid, to_uint8
+    from genlab.io.images import read_image, make_grid, to_uint8
 
     assert torch.equal(read_image(out), to_uint8(make_grid(expected).repeat_interleave(2, 1).repeat_interleave(2, 2)))
 
@@ -156,16 +156,16 @@ def test_sampling_options_a_model_does_not_have_are_an_error(tiny_run, capsys, t
 
 
 def test_demo_end_to_end_on_a_short_schedule(tmp_path, capsys, monkeypatch):
-    import genlab.demo
+    import genlab.cli.demo
 
-    real_load = genlab.demo.load_dataset
+    real_load = genlab.cli.demo.load_dataset
 
     def small_slice(name, split="train"):  # the demo's own code path, on 640 / 200 images
         data = real_load(name, split=split)
         return data.subset(torch.arange(0, len(data), len(data) // (640 if split == "train" else 200)))
 
-    monkeypatch.setattr(genlab.demo, "load_dataset", small_slice)
-    monkeypatch.setattr(genlab.demo, "REPORT_SAMPLES", 300)  # the report's code path, on fewer samples
+    monkeypatch.setattr(genlab.cli.demo, "load_dataset", small_slice)
+    monkeypatch.setattr(genlab.cli.demo, "REPORT_SAMPLES", 300)  # the report's code path, on fewer samples
     from genlab.models import judge
 
     if not (judge.WEIGHTS_DIR / f"{judge.SHIPPED_JUDGES['fashion-mnist']}.safetensors").is_file():

@@ -24,7 +24,7 @@ from genlab.config import TrainConfig
 from genlab.errors import ConfigError
 from genlab.models import GAN, VAE, GANConfig, VAEConfig
 from genlab.models.base import GenerativeModel, Phase
-from genlab.training import BatchSampler, train
+from genlab.training.loop import BatchSampler, train
 
 GLOBAL_BATCH = 16
 EPOCHS = 2  # 64 images / 16 = 4 steps per epoch
@@ -165,10 +165,10 @@ def test_ranks_take_disjoint_shares_of_the_same_global_batches():
 
 
 def test_the_global_batch_must_split_evenly(monkeypatch, tmp_path):
-    from genlab import distributed
+    from genlab.training import distributed
 
     monkeypatch.setattr(distributed, "setup", lambda device: (distributed.Distributed(0, 3, 0), device))
-    monkeypatch.setattr("genlab.training.setup_distributed", distributed.setup)
+    monkeypatch.setattr("genlab.training.loop.setup_distributed", distributed.setup)
     with pytest.raises(ConfigError, match="divisible by the 3 processes"):
         train(make_model("ae", seed=0), blobs28(), train_config(tmp_path / "x"))
 

@@ -4,14 +4,11 @@ import pytest
 import torch
 
 import genlab
-from genlab.cli import main
+from genlab.cli.main import main
 from genlab.data.dataset import Dataset
-from genlab.editing import (
-    Direction, class_index, edit, edit_codes, first_layer_features, folder_direction, label_direction,
-    measure_direction, parse_direction, parse_strengths, principal_directions,
-)
+from genlab.tools.editing import Direction, class_index, edit, edit_codes, first_layer_features, folder_direction, label_direction, measure_direction, parse_direction, parse_strengths, principal_directions
 from genlab.errors import ConfigError
-from genlab.images import save_image
+from genlab.io.images import save_image
 
 
 def tiny_vae(size: int = 28, seed: int = 0) -> genlab.VAE:
@@ -163,7 +160,7 @@ def test_cli_edit_with_a_class_direction_writes_a_grid_and_measures_it(runs, tmp
                  "--max-per-class", "5", "-n", "2", "--measure", "4", "-o", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert out.is_file() and "Sneaker->Ankle boot" in printed and "| 2 |" in printed and "flip rate" in printed
-    image = genlab.images.read_image(out)
+    image = genlab.io.images.read_image(out)
     assert image.shape[2] > 3 * 3 * 28  # three columns, one per strength
 
 
@@ -203,7 +200,7 @@ def test_cli_interpolate_between_image_files_for_gan_and_vae(runs, tmp_path, cap
                        (runs / "gan", ["--projection-steps", "2"]), (runs / "vae", [])):
         assert main(["interpolate", str(run), "--from", str(runs / "a.png"), "--to", str(runs / "b.png"), "--steps", "4",
                      "-o", str(strip), "--gif", str(gif), *extra]) == 0
-        picture = genlab.images.read_image(strip)
+        picture = genlab.io.images.read_image(strip)
         assert picture.shape[2] >= 4 * 28 and gif.is_file()
     assert main(["interpolate", str(runs / "gan"), "--steps", "3", "--projection-steps", "1", "-o", str(strip)]) == 0  # indices
     capsys.readouterr()

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 import genlab
-from genlab.comparison import _number, training_stability
+from genlab.reporting.comparison import _number, training_stability
 from genlab.errors import ConfigError, DataError
-from genlab.evaluation import METRICS, applicable_metrics, evaluate, evaluate_images, parse_metrics
+from genlab.evaluation.api import METRICS, applicable_metrics, evaluate, evaluate_images, parse_metrics
 
 DISTRIBUTION_KEYS = {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
                      "inception_score_mean", "inception_score_std", "classes_covered", "num_classes",
@@ -30,7 +30,8 @@ def mini():
 @pytest.fixture(scope="module")
 def judge(mini, tmp_path_factory):
     """The shipped judge when its weights are installed, else a small one trained here (a few seconds)."""
-    from genlab.models.judge import JudgeConfig, load_judge, train_judge
+    from genlab.evaluation.judges import train_judge
+    from genlab.models.judge import JudgeConfig, load_judge
 
     try:
         return load_judge()
@@ -128,7 +129,7 @@ def test_shape_mismatches_are_one_line_errors(runs, mini, judge, blobs):
         evaluate(runs["vae"][1], blobs, ["fid"], num_samples=20, judge=judge, progress=False)
     with pytest.raises(ConfigError, match="no judge ships for 1×16×16.*genlab judge train"):
         evaluate_images(blobs.images, blobs, ["fid"], progress=False)
-    with pytest.raises(DataError, match="the judge takes 1×28×28 images but the data are 1×16×16"):
+    with pytest.raises(ConfigError, match="the judge takes 1×28×28 images but the data are 1×16×16"):
         evaluate_images(blobs.images, blobs, ["fid"], judge=judge, progress=False)
     # Metrics that need no judge work on any shape.
     assert evaluate_images(blobs.images, blobs, ["sharpness"], progress=False)["sharpness"] == pytest.approx(1.0)

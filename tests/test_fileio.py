@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from genlab.fileio import atomic_write
+from genlab.io.files import atomic_write
 
 
 def test_replaces_whole_or_not_at_all(tmp_path):

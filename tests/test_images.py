@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from genlab.errors import ConfigError, DataError
-from genlab.images import concat_images, label_rows, make_grid, read_image, resize, save_gif, save_image, to_uint8
+from genlab.io.images import concat_images, label_rows, make_grid, read_image, resize, save_gif, save_image, to_uint8
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -8,20 +8,10 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from genlab.cli import main
+from genlab.cli.main import main
 from genlab.errors import ConfigError
-from genlab.inpainting import (
-    METHODS,
-    composite,
-    fill_mean,
-    fill_nearest,
-    hole_psnr,
-    hole_ssim,
-    inpaint,
-    nearest_known,
-    vae_iterative,
-)
-from genlab.masks import MASK_KINDS, load_mask, make_mask, parse_mask
+from genlab.tools.inpainting import METHODS, composite, fill_mean, fill_nearest, hole_psnr, hole_ssim, inpaint, nearest_known, vae_iterative
+from genlab.tools.masks import MASK_KINDS, load_mask, make_mask, parse_mask
 
 SHAPE = (5, 1, 28, 28)
 
@@ -236,7 +226,7 @@ def test_every_method_keeps_known_pixels_exactly(tiny_models, method, kind):
 
 
 def test_gan_restarts_keep_the_start_that_fits_the_known_pixels_best(tiny_models):
-    from genlab.inpainting import gan_inpaint
+    from genlab.tools.inpainting import gan_inpaint
 
     images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(7))
     mask = make_mask("left", images.shape)

@@ -8,11 +8,9 @@ from torch import nn
 
 import genlab
 from genlab.errors import ConfigError
-from genlab.inversion import (
-    _projection_loss, check_images, initial_codes, masked_mse, prior_energy, project, realness_loss, train_encoder,
-)
-from genlab.latent import slerp
-from genlab.models.gan_encoder import GANEncoder, judge_features
+from genlab.tools.inversion import _projection_loss, check_images, initial_codes, masked_mse, prior_energy, project, realness_loss, train_encoder
+from genlab.tools.latent import slerp
+from genlab.models.gan.encoder import GANEncoder, judge_features
 
 
 def tiny_gan(latent_dim: int = 4, seed: int = 0, **options) -> genlab.GAN:
@@ -180,7 +178,7 @@ def test_encoder_trains_through_genlab_train_saves_loads_and_starts_the_projecto
 
 def test_encoder_loss_terms_are_what_the_docstring_says():
     gan = tiny_gan()
-    encoder = genlab.models.gan_encoder.encoder_for(gan, channels=(8,), hidden_dim=8, feature_weight=0.0,
+    encoder = genlab.models.gan.encoder.encoder_for(gan, channels=(8,), hidden_dim=8, feature_weight=0.0,
                                                     latent_weight=0.0)
     x = torch.rand(3, 1, 28, 28)
     out = encoder.loss(x)
@@ -189,7 +187,7 @@ def test_encoder_loss_terms_are_what_the_docstring_says():
     torch.testing.assert_close(out["image_mse"].detach(), expected)
     torch.testing.assert_close(out["loss"].detach(), expected)
     with pytest.raises(ConfigError, match="both be 0"):
-        genlab.models.gan_encoder.encoder_for(gan, latent_weight=0.0, image_weight=0.0)
+        genlab.models.gan.encoder.encoder_for(gan, latent_weight=0.0, image_weight=0.0)
 
 
 def test_slerp_norm_lies_between_the_endpoint_norms():

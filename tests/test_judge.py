@@ -9,16 +9,9 @@ import genlab
 from genlab.config import TrainConfig
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError, DataError
-from genlab.metrics.classifier import classification_accuracy_score
-from genlab.models.judge import (
-    WEIGHTS_DIR,
-    Judge,
-    JudgeConfig,
-    judge_accuracy,
-    load_judge,
-    shift_and_flip,
-    train_judge,
-)
+from genlab.evaluation.cas import classification_accuracy_score
+from genlab.evaluation.judges import judge_accuracy, train_judge
+from genlab.models.judge import WEIGHTS_DIR, Judge, JudgeConfig, load_judge, shift_and_flip
 
 TINY = {"image_shape": (1, 16, 16), "num_classes": 4, "channels": (8, 16), "feature_dim": 32}
 

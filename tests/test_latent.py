@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from genlab.errors import ConfigError
-from genlab.latent import interpolation_path, lerp, slerp
+from genlab.tools.latent import interpolation_path, lerp, slerp
 
 
 def test_lerp_is_linear_and_hits_endpoints():

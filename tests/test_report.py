@@ -2,7 +2,7 @@ import pytest
 from PIL import Image
 
 from genlab.errors import DataError
-from genlab.report import plot_metrics, read_metrics_csv
+from genlab.io.plots import plot_metrics, read_metrics_csv
 
 
 def test_reads_columns_and_empty_cells(tmp_path):

@@ -173,7 +173,7 @@ def test_a_small_gan_covers_most_of_ring8(tmp_path, one_thread):
     the benchmark's recipe with narrower nets and 600 steps. Over seeds 0–11 it covered 6–8 modes
     (7 for seed 0, in ~7 s); without β1 = 0 and R1 one seed in twelve fell to 3 modes."""
     import genlab
-    from genlab.models.gan import GAN, GANConfig
+    from genlab.models.gan.model import GAN, GANConfig
 
     torch.manual_seed(0)
     model = GAN(GANConfig(image_shape=(2,), g_width=64, d_width=64, lr_g=1e-3, lr_d=2e-3, betas=(0.0, 0.99),

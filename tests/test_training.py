@@ -9,12 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import genlab.checkpoint as checkpoint
+import genlab.runs as runs
+import genlab.training.state as state
 from genlab.config import TrainConfig, config_from_dict, config_to_dict
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models import VAE, VAEConfig
 from genlab.models.base import GenerativeModel, Phase
-from genlab.training import train
+from genlab.training.loop import train
 
 SMALL = dict(image_shape=(1, 16, 16), latent_dim=4, channels=(8, 16), hidden_dim=32)
 
@@ -54,7 +55,7 @@ def test_loss_falls_and_run_dir_is_complete(tmp_path, blobs):
 
 def test_checkpoint_round_trip_needs_no_dataset(tmp_path, blobs):
     model = train(small_vae(), blobs, config(tmp_path, epochs=1))
-    loaded = checkpoint.load(tmp_path / "run")
+    loaded = runs.load(tmp_path / "run")
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name
     assert torch.equal(model.sample(4, seed=3), loaded.sample(4, seed=3))
@@ -108,7 +109,7 @@ def test_a_crash_mid_run_loses_at_most_one_checkpoint_interval(tmp_path, blobs, 
 
 
 def test_lr_schedules_anneal_to_zero_from_the_decay_start():
-    from genlab.training import BatchSampler, LRSchedule
+    from genlab.training.loop import BatchSampler, LRSchedule
 
     sampler = BatchSampler(100, 10, seed=0, device=torch.device("cpu"))  # 10 batches per epoch
     for kind, start, expected in [("linear", 0.0, [1.0, 0.75, 0.5, 0.25, 0.0]),
@@ -146,7 +147,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, blobs, m
     for name, data in before.items():
         assert (run / name).read_bytes() == data
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
-    checkpoint.load(run)  # still loadable
+    runs.load(run)  # still loadable
 
 
 def test_existing_run_is_not_overwritten_and_resume_needs_a_run(tmp_path, blobs):
@@ -176,7 +177,7 @@ def test_ema_weights_are_what_gets_saved_and_returned(tmp_path, blobs):
 
 
 def test_diverging_loss_stops_with_a_clear_error(tmp_path, blobs):
-    from genlab.training import TrainingDiverged
+    from genlab.training.loop import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="not finite"):
         train(small_vae(), blobs, config(tmp_path, lr=1e6, epochs=3))
@@ -186,9 +187,9 @@ def test_corrupt_weights_are_a_clear_error(tmp_path, blobs):
     train(small_vae(), blobs, config(tmp_path, epochs=1))
     (tmp_path / "run" / "model.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="model.safetensors"):
-        checkpoint.load(tmp_path / "run")
+        runs.load(tmp_path / "run")
     with pytest.raises(CheckpointError, match="not found"):
-        checkpoint.load(tmp_path / "nowhere")
+        runs.load(tmp_path / "nowhere")
 
 
 def test_optimizer_state_round_trips_without_pickle():
@@ -196,10 +197,10 @@ def test_optimizer_state_round_trips_without_pickle():
     optimizer = torch.optim.Adam(model.parameters(), lr=0.1, betas=(0.8, 0.9))
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
-    tensors, meta = checkpoint.optimizer_to_tensors("g", optimizer)
+    tensors, meta = state.optimizer_to_tensors("g", optimizer)
     meta = json.loads(json.dumps(meta))  # as stored in the safetensors header
     fresh = torch.optim.Adam(model.parameters(), lr=0.1)
-    fresh.load_state_dict(checkpoint.optimizer_from_tensors("g", tensors, meta))
+    fresh.load_state_dict(state.optimizer_from_tensors("g", tensors, meta))
     assert fresh.param_groups[0]["betas"] == [0.8, 0.9] or tuple(fresh.param_groups[0]["betas"]) == (0.8, 0.9)
     for a, b in zip(optimizer.state.values(), fresh.state.values()):
         for key in a:
@@ -323,11 +324,11 @@ def test_divergence_guard_recovers_from_an_injected_nan(tmp_path, blobs, monkeyp
 
 
 def test_divergence_guard_gives_up_after_max_recoveries(tmp_path, blobs):
-    from genlab.training import TrainingDiverged
+    from genlab.training.loop import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match="after 2 recoveries"):
         train(small_vae(), blobs, config(tmp_path, lr=1e9, epochs=3, max_recoveries=2))
-    checkpoint.load(tmp_path / "run")  # what was saved is still good
+    runs.load(tmp_path / "run")  # what was saved is still good
     assert (tmp_path / "run" / "events.log").read_text().count("restored") == 2
 
 

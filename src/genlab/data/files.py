@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from genlab.data.dataset import Dataset
 from genlab.errors import DataError
-from genlab.images import read_image
+from genlab.io.images import read_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 

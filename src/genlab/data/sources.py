@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from genlab.errors import DataError
-from genlab.fileio import atomic_write
+from genlab.io.files import atomic_write
 
 DATA_ENV = "GENLAB_DATA"
 MIRROR_ENV = "GENLAB_MIRROR"

@@ -7,7 +7,7 @@
     scores = mode_coverage(samples, centers, std)   # VEEGAN/PacGAN protocol for 2-D mixtures
     sharp = sharpness(generated_images, reference=real_images)       # 1.0 = as sharp as the real data
 """
-from genlab.metrics.classifier import classification_accuracy_score
+from genlab.evaluation.cas import classification_accuracy_score
 from genlab.metrics.distribution import (
     class_histogram,
     feature_statistics,

@@ -6,10 +6,10 @@ from typing import Any
 from genlab.config import config_from_dict
 from genlab.errors import CheckpointError
 from genlab.models.base import GenerativeModel, Phase
-from genlab.models.gan import GAN, GANConfig
-from genlab.models.gan_encoder import GANEncoder, GANEncoderConfig
+from genlab.models.gan.model import GAN, GANConfig
+from genlab.models.gan.encoder import GANEncoder, GANEncoderConfig
 from genlab.models.judge import Judge, JudgeConfig
-from genlab.models.sr import SR, SRConfig
+from genlab.models.sr.model import SR, SRConfig
 from genlab.models.vae import VAE, VAEConfig
 
 MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE, GAN.kind: GAN, Judge.kind: Judge, SR.kind: SR,

@@ -4,7 +4,7 @@ Metrics read it in two ways: its penultimate-layer ``features`` stand in for Inc
 and precision/recall (an Inception network trained on ImageNet photos says little about 28×28
 clothes; a classifier trained on the data itself is the usual substitute), and its ``logits`` give
 class histograms, Inception-Score-like numbers and the Classification Accuracy Score
-(``genlab.metrics.classifier``).
+(``genlab.evaluation.cas``).
 
 Network (VGG-style, as in Simonyan & Zisserman 2015, with batch norm, Ioffe & Szegedy 2015):
 
@@ -14,14 +14,16 @@ Network (VGG-style, as in Simonyan & Zisserman 2015, with batch norm, Ioffe & Sz
 
 It is trained by THE training loop like every model (one phase, cross-entropy), with random shifts
 (and, if asked, horizontal flips) applied inside the loss. Fashion-MNIST weights ship with genlab
-(``load_judge()``); train one for other data with ``train_judge`` or ``genlab judge train``.
+(``load_judge()``); train one for other data with ``genlab.train_judge`` or ``genlab judge train``.
+
+Which judge a task uses is decided in one place, :func:`resolve_judge`: metrics, the projector's
+feature term, direction measurement, the SRGAN content loss and the GAN encoder's feature term all ask it.
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
-import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,18 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.checkpoint import load as load_run
-from genlab.checkpoint import load_model_weights
 from genlab.config import TrainConfig, check_positive, config_from_dict
 from genlab.data.dataset import Dataset
-from genlab.errors import CheckpointError, ConfigError, DataError
-from genlab.fileio import atomic_write
+from genlab.errors import CheckpointError, ConfigError
+from genlab.io.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_model_weights, read_run_config
 from genlab.models.base import GenerativeModel, Phase, adam
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Names load_judge knows → the weights shipped with genlab (WEIGHTS_DIR/NAME.safetensors + NAME.json).
 SHIPPED_JUDGES = {"fashion-mnist": "judge_fashion_mnist", "fashion-mnist-mini": "judge_fashion_mnist"}
-JUDGE_INFO_FILE = "judge.json"  # written by train_judge beside config.json: accuracy, time, versions
 
 # train_judge defaults; the shipped Fashion-MNIST judge was trained with exactly these.
 DEFAULT_EPOCHS = 10
@@ -240,10 +239,13 @@ def load_judge(spec: str | os.PathLike | None = None, device: str | torch.device
     if not path.is_dir():
         raise CheckpointError(f"unknown judge {str(spec)!r}: expected 'fashion-mnist' (shipped with genlab) or the run "
                               "directory of a judge trained with `genlab judge train --data DATA -o DIR`")
-    model = load_run(path, device)
-    if not isinstance(model, Judge):
-        raise CheckpointError(f"{path} holds a {model.kind} run, not a judge; train one with `genlab judge train --data DATA -o DIR`")
-    return model
+    config = read_run_config(path)
+    if config["model"]["kind"] != Judge.kind:
+        raise CheckpointError(f"{path} holds a {config['model']['kind']} run, not a judge; "
+                              "train one with `genlab judge train --data DATA -o DIR`")
+    model = Judge(config_from_dict(JudgeConfig, config["model"].get("config", {}), where=str(path / CONFIG_FILE)))
+    load_model_weights(model, path / WEIGHTS_FILE)
+    return model.to(device).eval()
 
 
 def _load_shipped(name: str) -> Judge:
@@ -261,74 +263,46 @@ def _load_shipped(name: str) -> Judge:
     return model.eval()
 
 
-# ---------------------------------------------------------------------------------- training
+# ------------------------------------------------------------------------------- the one policy
+
+SHIPPED_SHAPE = (1, 28, 28)
+TRAIN_HINT = "train one with `genlab judge train --data DATA -o DIR` and pass --judge DIR (judge=DIR in Python)"
 
 
-def train_judge(dataset: Dataset, out_dir: str | os.PathLike, *, epochs: int = DEFAULT_EPOCHS,
-                batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, progress: bool = True,
-                test_dataset: Dataset | None = None, lr: float = DEFAULT_LR, config: JudgeConfig | None = None,
-                device: str = "auto") -> Judge:
-    """Train a judge on labelled ``dataset`` with genlab.train; the run goes to ``out_dir``.
+def resolve_judge(judge: Judge | str | os.PathLike | bool | None, image_shape: tuple[int, ...], *,
+                  purpose: str | None = None, dataset_name: str = "") -> Judge | None:
+    """The judge a task uses for images of ``image_shape``; the one rule every caller follows.
 
-    Adam with a cosine-annealed learning rate. On CPU the same seed gives the same weights. With
-    ``test_dataset`` the accuracy on it is measured at the end; it is written with the training
-    time and versions to ``out_dir/judge.json``. ``load_judge(out_dir)`` loads the result.
+    ``judge``: a Judge (used as is), a judge run directory or shipped name (loaded), or None/"auto"
+    (the judge shipped with genlab, which reads 1×28×28 images). ``purpose`` names what the judge is
+    for when the task can go without one (e.g. "the SRGAN content loss"): then False/"none" turns it
+    off, and "auto" for a shape no judge ships for warns and returns None. Without ``purpose`` a judge
+    is required and every way of not having one is a ConfigError. A judge that reads another image
+    shape is always a ConfigError. Using the Fashion-MNIST judge on other data warns: its features suit
+    other data less well.
     """
-    from genlab.training import train  # not at the top: genlab.training imports genlab.models, which imports this
-
-    num_classes = _check_labelled(dataset, "dataset")
-    if config is None:
-        config = JudgeConfig(image_shape=dataset.image_shape, num_classes=num_classes)  # type: ignore[arg-type]
-    if num_classes > config.num_classes:
-        raise ConfigError(f"dataset {dataset.name!r} has {num_classes} classes but the judge config has {config.num_classes}")
-    if test_dataset is not None:
-        _check_labelled(test_dataset, "test_dataset")
-        if test_dataset.image_shape != dataset.image_shape:
-            raise DataError(f"test_dataset {test_dataset.name!r} has images of shape {test_dataset.image_shape}, "
-                            f"the training set {dataset.image_shape}; score the judge on data like its training data")
-    started = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):  # the initial weights follow the seed too, without touching the caller's RNG
-        torch.manual_seed(seed)
-        judge = Judge(config)
-    train_config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out_dir=str(out_dir), device=device,
-                               lr_schedule="cosine", num_sample_images=0, progress=progress)
-    train(judge, dataset, train_config)
-    info: dict = {"train_time_s": round(time.perf_counter() - started, 1), "torch_version": torch.__version__,
-                  "dataset": dataset.info()}
-    if test_dataset is not None:
-        accuracy = judge_accuracy(judge, test_dataset)
-        info.update(test_accuracy=accuracy, test_dataset=test_dataset.info())
-        if progress:
-            print(f"judge test accuracy on {test_dataset.name!r} ({len(test_dataset)} images): {accuracy:.4f}", file=sys.stderr)
-    with atomic_write(Path(out_dir) / JUDGE_INFO_FILE) as stream:
-        stream.write((json.dumps(info, indent=2) + "\n").encode())
+    shape_text = "×".join(map(str, image_shape))
+    if judge is False or judge == "none":
+        if purpose is None:
+            raise ConfigError(f"this task needs a judge for {shape_text} images; {TRAIN_HINT}")
+        return None
+    if judge is None or judge is True or judge == "auto":
+        if tuple(image_shape) != SHIPPED_SHAPE:
+            if purpose is None:
+                raise ConfigError(f"no judge ships for {shape_text} images (only for 1×28×28 Fashion-MNIST); {TRAIN_HINT}")
+            warnings.warn(f"no judge for {shape_text} images (the shipped one reads 1×28×28), so {purpose} is left out; "
+                          f"{TRAIN_HINT}", UserWarning, stacklevel=2)
+            return None
+        if dataset_name and not str(dataset_name).startswith("fashion-mnist"):
+            warnings.warn(f"using the judge trained on Fashion-MNIST for {dataset_name!r}; its features suit other data "
+                          f"less well ({TRAIN_HINT})", UserWarning, stacklevel=2)
+        return load_judge()
+    if isinstance(judge, (str, os.PathLike)):
+        judge = load_judge(judge)
+    if tuple(judge.image_shape) != tuple(image_shape):
+        raise ConfigError(f"the judge takes {'×'.join(map(str, judge.image_shape))} images but the data are {shape_text}; "
+                          f"{TRAIN_HINT}")
     return judge
 
 
-def judge_accuracy(judge: Judge, dataset: Dataset, batch_size: int = 1000) -> float:
-    """The fraction of ``dataset``'s labelled images the judge classifies correctly."""
-    num_classes = _check_labelled(dataset, "dataset")
-    if num_classes > judge.num_classes:
-        raise ConfigError(f"dataset {dataset.name!r} has {num_classes} classes but the judge knows {judge.num_classes}")
-    judge.check_images(dataset.images[:1])
-    correct = 0
-    for start in range(0, len(dataset), batch_size):  # uint8 → float one chunk at a time
-        predictions = judge.predict(dataset.float_images(slice(start, start + batch_size)), batch_size)
-        correct += int((predictions == dataset.labels[start:start + batch_size].to(predictions.device)).sum())
-    return correct / len(dataset)
-
-
-def _check_labelled(dataset: Dataset, what: str) -> int:
-    """The number of classes of a labelled image dataset, or a DataError."""
-    if dataset.is_points:
-        raise DataError(f"{what} {dataset.name!r} holds points, not images; the judge classifies images")
-    if dataset.labels is None:
-        raise DataError(f"{what} {dataset.name!r} has no labels; the judge learns and is scored on labelled images")
-    if len(dataset) == 0:
-        raise DataError(f"{what} {dataset.name!r} is empty")
-    if int(dataset.labels.min()) < 0:
-        raise DataError(f"{what} {dataset.name!r}: labels must be >= 0, found {int(dataset.labels.min())}")
-    return max(dataset.num_classes, int(dataset.labels.max()) + 1, 2)
-
-
-__all__ = ["DEFAULT_EPOCHS", "Judge", "JudgeConfig", "judge_accuracy", "load_judge", "shift_and_flip", "train_judge"]
+__all__ = ["Judge", "JudgeConfig", "load_judge", "resolve_judge", "shift_and_flip"]

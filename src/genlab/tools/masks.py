@@ -123,7 +123,7 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, ...] | torch.Size) -> t
     Raises ConfigError naming the file and both sizes when the picture is not the images' size, and
     DataError (from ``read_image``) when it cannot be read.
     """
-    from genlab.images import read_image
+    from genlab.io.images import read_image
 
     _, height, width = _spatial(shape)
     picture = read_image(path, channels=1)  # colour pictures are read through their luma

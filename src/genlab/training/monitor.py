@@ -3,12 +3,16 @@ norms, the diversity of samples (a mode-collapse alarm) and non-finite values (d
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from genlab.data.dataset import Dataset
+from genlab.data.toys import TOYS, mode_centers
+from genlab.io.images import save_image
+from genlab.io.plots import plot_points
 
 
 class RunningMeans:
@@ -136,3 +140,13 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, dataset_name: str = "",
+                         nrow: int | None = None) -> Path:
+    """``path_stem``.png: a grid for images (``nrow`` per row), or for 2-D points a scatter plot over
+    the dataset's mode centres when it is one of the toy mixtures."""
+    if samples.dim() == 2:
+        centers = mode_centers(dataset_name) if dataset_name in TOYS else None
+        return plot_points(samples.cpu(), f"{path_stem}.png", centers=centers)
+    return save_image(samples, f"{path_stem}.png", nrow=nrow, scale=2)

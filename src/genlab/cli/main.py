@@ -15,8 +15,8 @@ import torch
 
 from genlab.config import TrainConfig
 from genlab.errors import DataError, GenlabError
-from genlab.models.gan import GANConfig
-from genlab.models.sr import SRConfig
+from genlab.models.gan.model import GANConfig
+from genlab.models.sr.model import SRConfig
 
 EXAMPLES = """examples:
   genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
@@ -298,7 +298,7 @@ def _add_training_options(parser: argparse.ArgumentParser, batch_size: int) -> N
 
 
 def _metric_help() -> str:
-    from genlab.evaluation import describe_metrics
+    from genlab.evaluation.api import describe_metrics
 
     return describe_metrics()
 
@@ -390,14 +390,14 @@ def _build_sr(args: argparse.Namespace, dataset):
     if args.lr is None:  # Ledig et al. train SRGAN at 1e-4; measured here (150 steps from an SRResNet): FID 155 against 212 at 1e-3
         args.lr = 1e-4 if args.variant == "srgan" else 1e-3
     if args.init_from and not args.resume:  # on --resume the checkpoint's weights win anyway
-        model.load_generator_from(args.init_from)
+        model.copy_generator_from(genlab.load(args.init_from), where=args.init_from)
     return model
 
 
 def _build_encoder(args: argparse.Namespace, dataset):
     from genlab import load
     from genlab.errors import ConfigError
-    from genlab.models.gan_encoder import encoder_for
+    from genlab.models.gan.encoder import encoder_for
 
     gan = load(args.gan)
     if gan.kind != "gan":
@@ -411,7 +411,7 @@ MODEL_BUILDERS = {"vae": _build_vae, "gan": _build_gan, "sr": _build_sr, "encode
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from genlab import load
-    from genlab.visuals import write_samples
+    from genlab.reporting.pictures import write_samples
 
     options = {}
     if args.labels is not None:
@@ -424,7 +424,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def _images_for(args: argparse.Namespace):
     """The dataset a reconstruct/interpolate command takes its images from."""
-    from genlab.checkpoint import read_run_config
+    from genlab.io.checkpoints import read_run_config
     from genlab.data import load_dataset
 
     name = args.data or read_run_config(args.run).get("dataset", {}).get("name")
@@ -438,7 +438,7 @@ def _images_for(args: argparse.Namespace):
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from genlab import load
-    from genlab.visuals import write_reconstructions
+    from genlab.reporting.pictures import write_reconstructions
 
     dataset = _images_for(args)
     print(write_reconstructions(load(args.run), dataset.float_images(slice(0, args.n)), args.output))
@@ -447,10 +447,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from genlab import load
-    from genlab.demo import pick_pair
+    from genlab.cli.demo import pick_pair
     from genlab.errors import ConfigError
-    from genlab.inversion import read_image_for
-    from genlab.visuals import morph, write_morph
+    from genlab.tools.inversion import read_image_for
+    from genlab.tools.latent import morph
+    from genlab.reporting.pictures import write_morph
 
     model = load(args.run)
     if (args.from_image is None) != (args.to_image is None):
@@ -478,13 +479,10 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_edit(args: argparse.Namespace) -> int:
     from genlab import load
-    from genlab.editing import (
-        edit, edit_grid, folder_direction, format_measurements, label_direction, measure_direction, parse_direction,
-        parse_strengths, principal_direction,
-    )
+    from genlab.tools.editing import edit, edit_grid, folder_direction, format_measurements, label_direction, measure_direction, parse_direction, parse_strengths, principal_direction
     from genlab.errors import ConfigError
-    from genlab.images import save_image
-    from genlab.inversion import read_image_for
+    from genlab.io.images import save_image
+    from genlab.tools.inversion import read_image_for
 
     strengths = parse_strengths(args.strength)  # a typo fails before any loading
     if args.direction is not None and (args.from_dir or args.to_dir):
@@ -528,7 +526,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 def _test_images(args: argparse.Namespace, dataset):
     """The test split of the data the edit command's directions come from, or None where there is none."""
-    from genlab.checkpoint import read_run_config
+    from genlab.io.checkpoints import read_run_config
     from genlab.data import load_dataset
 
     name = dataset.name if dataset is not None else args.data or read_run_config(args.run).get("dataset", {}).get("name")
@@ -549,7 +547,7 @@ def _pick(dataset, label: int | None, n: int) -> torch.Tensor:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from genlab import load
-    from genlab.upscale import upscale_file
+    from genlab.tools.upscale import upscale_file
 
     path, before, after, note = upscale_file(load(args.run), args.image, args.output, args.tile, args.overlap)
     if note:
@@ -570,7 +568,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from genlab.demo import run_demo
+    from genlab.cli.demo import run_demo
 
     written = run_demo(args.out, epochs=args.epochs, gan_epochs=args.gan_epochs, seed=args.seed)
     print(f"\nThe demo wrote to {Path(args.out).resolve()}:")
@@ -582,7 +580,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from genlab.data import load_dataset
     from genlab.errors import ConfigError
-    from genlab.evaluation import evaluate, evaluate_images, format_results, parse_metrics
+    from genlab.evaluation.api import evaluate, evaluate_images, format_results, parse_metrics
 
     if (args.run is None) == (args.images is None):
         raise ConfigError("give either a run directory or --images DIR, not " + ("both" if args.run else "neither"))
@@ -601,7 +599,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{subject} against {dataset.name!r} ({args.split}), {args.features} features:")
     print(format_results(results))
     if args.json:
-        from genlab.fileio import atomic_write
+        from genlab.io.files import atomic_write
 
         with atomic_write(args.json) as stream:
             stream.write((json.dumps({"subject": str(subject), "data": dataset.name, "split": args.split,
@@ -616,7 +614,7 @@ def _finite(results: dict[str, float]) -> dict:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from genlab.comparison import compare
+    from genlab.reporting.comparison import compare
     from genlab.data import load_dataset
 
     dataset = load_dataset(args.data, split=args.split)
@@ -630,7 +628,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_judge(args: argparse.Namespace) -> int:
     from genlab.data import load_dataset
     from genlab.data.registry import DATASETS
-    from genlab.models.judge import judge_accuracy, train_judge
+    from genlab.evaluation.judges import judge_accuracy, train_judge
 
 
     train_set = load_dataset(args.data, split=args.split)
@@ -655,10 +653,10 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from genlab import load
     from genlab.data import load_dataset
     from genlab.errors import ConfigError
-    from genlab.images import save_image
-    from genlab.inpainting import comparison_picture, inpaint, resolve_method
-    from genlab.inversion import read_image_for
-    from genlab.masks import parse_mask
+    from genlab.io.images import save_image
+    from genlab.tools.inpainting import comparison_picture, inpaint, resolve_method
+    from genlab.tools.inversion import read_image_for
+    from genlab.tools.masks import parse_mask
 
     if (args.image is None) == (args.data is None):
         raise ConfigError("give either --image FILE or --data NAME, not " + ("both" if args.image else "neither"))

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from genlab.errors import ConfigError, DataError
-from genlab.fileio import atomic_write
+from genlab.io.files import atomic_write
 
 # Pillow >= 9.1 moved the filter constants into Image.Resampling; 9.0 only has Image.LANCZOS.
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS

@@ -28,9 +28,10 @@ from tqdm.auto import tqdm
 from genlab.config import TrainConfig, check_choice, check_positive
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.base import GenerativeModel, Phase, adam
-from genlab.models.gan import frozen
-from genlab.models.gan_losses import minimax_d_loss, ns_g_loss
-from genlab.models.sr_nets import SCALES, Discriminator, SRResNet, downsample, judge_feature_map, upsample_bicubic
+from genlab.models.gan.model import frozen
+from genlab.models.judge import resolve_judge
+from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
+from genlab.models.sr.nets import SCALES, Discriminator, SRResNet, downsample, judge_feature_map, upsample_bicubic
 
 Variant = Literal["srresnet", "srgan"]
 
@@ -259,22 +260,8 @@ class SR(GenerativeModel):
         (pixel MSE and the adversarial term remain) and a note says so. A judge run directory (from
         ``genlab judge train``) must match the image shape.
         """
-        from genlab.models.judge import load_judge
-
-        spec, shape = self.config.judge, tuple(self.config.image_shape)
-        judge = None
-        if spec == "auto" and shape == (1, 28, 28):
-            judge = load_judge(None)
-        elif spec in ("auto", "none"):
-            if spec == "auto" and self.config.content_weight > 0:
-                tqdm.write(f"note: no judge for {'×'.join(map(str, shape))} images (the shipped one is 1×28×28): the SRGAN "
-                           "content loss is left out, G learns from pixel MSE and D only; pass judge=DIR "
-                           "(`genlab judge train`) for a feature-space content loss", file=sys.stderr)
-        else:
-            judge = load_judge(spec)
-            if tuple(judge.image_shape) != shape:
-                raise ConfigError(f"judge {spec}: it takes {'×'.join(map(str, judge.image_shape))} images but this SR model "
-                                  f"makes {'×'.join(map(str, shape))}; train a judge on this data")
+        purpose = "the SRGAN content loss (G learns from pixel MSE and D only)" if self.config.content_weight > 0 else None
+        judge = None if purpose is None else resolve_judge(self.config.judge, tuple(self.config.image_shape), purpose=purpose)
         if judge is not None:
             blocks = len(judge.body)
             if not -blocks <= self.config.content_block < blocks:
@@ -284,19 +271,16 @@ class SR(GenerativeModel):
             judge.requires_grad_(False)
         self.__dict__["_judge"] = judge
 
-    def load_generator_from(self, run_dir: str) -> None:
-        """Initialise G with the generator of another SR run of the same shape (Ledig et al. §3.2 start
-        SRGAN from a trained SRResNet "to avoid undesired local optima")."""
-        from genlab.checkpoint import load
-
-        other = load(run_dir, device=self.device)
+    def copy_generator_from(self, other: GenerativeModel, where: str = "the other model") -> None:
+        """Initialise G with the generator of another SR model of the same shape, e.g. a trained SRResNet
+        (``genlab.load(RUN)``): Ledig et al. §3.2 start SRGAN from one "to avoid undesired local optima"."""
         if not isinstance(other, SR):
-            raise CheckpointError(f"{run_dir} holds a {other.kind} run, not a super-resolution model")
+            raise CheckpointError(f"{where} holds a {other.kind} run, not a super-resolution model")
         mine, theirs = self.config, other.config
         fields = ("image_shape", "scale", "channels", "blocks", "residual")
         different = [f for f in fields if getattr(mine, f) != getattr(theirs, f)]
         if different:
-            raise CheckpointError(f"{run_dir}: its generator differs from this model's in "
+            raise CheckpointError(f"{where}: its generator differs from this model's in "
                                   + ", ".join(f"{f} ({getattr(theirs, f)} vs {getattr(mine, f)})" for f in different))
         self.generator.load_state_dict(other.generator.state_dict())
 

@@ -61,7 +61,7 @@ class SRResNet(nn.Module):
     resolution and rearranges them into a 2× larger map. With ``residual`` the output is added to
     the bicubic upsampling of the input and the last conv starts at zero, so an untrained net
     already equals bicubic and learns only the missing detail. Fully convolutional: any input
-    size works, which is what tiling (``genlab.upscale``) relies on.
+    size works, which is what tiling (``genlab.tools.upscale``) relies on.
     """
 
     def __init__(self, image_channels: int, channels: int, blocks: int, scale: int, residual: bool) -> None:

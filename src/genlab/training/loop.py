@@ -24,14 +24,16 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from genlab.checkpoint import STATE_FILE, read_run_config, restore_checkpoint, save_checkpoint, write_run_config
+from genlab.io.checkpoints import STATE_FILE, read_run_config
+from genlab.training.state import restore_checkpoint, save_checkpoint
+from genlab.runs import write_config
 from genlab.config import TrainConfig, config_to_dict
 from genlab.data.dataset import Dataset
-from genlab.distributed import Distributed
-from genlab.distributed import setup as setup_distributed
+from genlab.training.distributed import Distributed
+from genlab.training.distributed import setup as setup_distributed
 from genlab.errors import CheckpointError, ConfigError, GenlabError
 from genlab.models.base import GenerativeModel, Phase
-from genlab.monitor import METRICS_FILE, DiversityAlarm, MetricsLog, RunningMeans, gradient_norm, parameters_finite
+from genlab.training.monitor import METRICS_FILE, DiversityAlarm, MetricsLog, RunningMeans, gradient_norm, parameters_finite
 
 
 class TrainingDiverged(GenlabError):
@@ -214,7 +216,7 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
         dist.broadcast_module(model)  # the same initial weights everywhere
         torch.manual_seed(_noise_seed(config.seed, dist.rank))
         if dist.is_main:
-            write_run_config(run_dir, model, config, dataset.info())
+            write_config(run_dir, model, config, dataset.info())
     step = int(state["step"])
     log = MetricsLog(run_dir, resume_step=step if resume else None, tensorboard=config.tensorboard) if dist.is_main else _NoLog()
     if config.compile:
@@ -563,7 +565,7 @@ def _sample_and_watch(model: GenerativeModel, ema: EMA | None, config: TrainConf
                       epoch: int, run_dir: Path, dataset: Dataset) -> torch.Tensor:
     """After each epoch: the fixed-noise sample picture, and the mode-collapse alarm on those
     samples; returns the diversity ratio (logged with the next row)."""
-    from genlab.visuals import write_sample_picture
+    from genlab.training.monitor import write_sample_picture
 
     with ema.applied(model) if ema is not None else contextlib.nullcontext():
         model.eval()
@@ -580,7 +582,7 @@ def _sample_and_watch(model: GenerativeModel, ema: EMA | None, config: TrainConf
 
 
 def _plot_curves(model: GenerativeModel, run_dir: Path) -> None:
-    from genlab.report import plot_metrics, plot_monitor
+    from genlab.io.plots import plot_metrics, plot_monitor
 
     try:
         plot_metrics(run_dir / METRICS_FILE, run_dir / "loss.png")

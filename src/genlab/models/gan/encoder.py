@@ -30,7 +30,8 @@ from torch import nn
 from genlab.config import TrainConfig, check_positive, config_from_dict, config_to_dict
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Phase, adam
-from genlab.models.gan import GAN, GANConfig
+from genlab.models.gan.model import GAN, GANConfig
+from genlab.models.judge import resolve_judge
 from genlab.nn import ConvEncoder
 
 
@@ -121,16 +122,16 @@ class GANEncoder(GenerativeModel):
 
     # ----- the objective -----
     def judge(self) -> Any | None:
-        """The shipped judge for the feature term, or None (off, or images it cannot read)."""
-        if self.config.feature_weight == 0 or self.image_shape != (1, 28, 28):
+        """The shipped judge for the feature term, or None (off, or no judge reads these images);
+        resolved once (``resolve_judge``, which warns when it has none)."""
+        if self.config.feature_weight == 0:
             return None
         if not self._judge:
-            from genlab.models.judge import load_judge
-
-            judge = load_judge().eval()
-            judge.requires_grad_(False)
+            judge = resolve_judge(None, self.image_shape, purpose="the encoder's feature term (feature_weight)")
+            if judge is not None:
+                judge.requires_grad_(False)
             self._judge.append(judge)
-        return self._judge[0].to(self.device)
+        return None if self._judge[0] is None else self._judge[0].to(self.device)
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """latent_weight·‖E(G(z)) − z‖²/d + image_weight·‖G(E(x)) − x‖²/D + feature_weight·‖φ̂(G(E(x))) − φ̂(x)‖²."""

@@ -16,7 +16,8 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
-from genlab.models.judge import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, JudgeConfig, judge_accuracy, train_judge
+from genlab.evaluation.judges import judge_accuracy, train_judge
+from genlab.models.judge import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, JudgeConfig
 
 
 def classification_accuracy_score(train_images: torch.Tensor, train_labels: torch.Tensor, test_dataset: Dataset, *,

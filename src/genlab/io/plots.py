@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from genlab.errors import DataError
-from genlab.fileio import atomic_write
+from genlab.io.files import atomic_write
 
 AXES = ("step", "epoch")
 NOT_PLOTTED = ("time",)

@@ -1,4 +1,4 @@
-"""Latent-space utilities: straight and spherical interpolation between codes."""
+"""Latent-space paths: straight and spherical interpolation between codes, and morphs between two images."""
 from __future__ import annotations
 
 from typing import Literal
@@ -6,6 +6,8 @@ from typing import Literal
 import torch
 
 from genlab.errors import ConfigError
+from genlab.models.base import GenerativeModel
+from genlab.tools.inversion import decode, invert
 
 
 def _steps(t: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -51,3 +53,28 @@ def interpolation_path(z_from: torch.Tensor, z_to: torch.Tensor, steps: int,
         raise ConfigError(f"method must be 'lerp' or 'slerp', got {method!r}")
     t = torch.linspace(0.0, 1.0, steps, dtype=z_from.dtype, device=z_from.device)
     return (slerp if method == "slerp" else lerp)(z_from, z_to, t)
+
+
+@torch.no_grad()
+def morph(model: GenerativeModel, image_from: torch.Tensor, image_to: torch.Tensor, steps: int = 10,
+          method: Literal["lerp", "slerp"] = "slerp", *, encoder: GenerativeModel | None = None,
+          projection_steps: int | None = None, progress: bool = False) -> torch.Tensor:
+    """Decode a path between the codes of two images: ``steps`` frames, endpoints included.
+
+    A VAE encodes both images (posterior means); a GAN finds their codes by inversion
+    (``genlab.tools.inversion.invert``: the projector, started from ``encoder``'s guess when given; a GAN-encoder
+    run brings its own), ``projection_steps`` optimisation steps (default: invert's).
+    """
+    if steps < 2:
+        raise ConfigError(f"steps must be >= 2, got {steps}")
+    if not hasattr(model, "encode") and getattr(model, "kind", None) != "gan":
+        raise ConfigError(f"a {model.kind} model has no encoder and cannot be inverted; morphing between images needs one")
+    with torch.enable_grad():  # the projector optimises codes
+        codes = invert(model, torch.stack([image_from, image_to]), encoder=encoder, steps=projection_steps,
+                       progress=progress)
+    was_training = model.training
+    model.eval()
+    try:
+        return decode(model, interpolation_path(codes[0], codes[1], steps, method=method))
+    finally:
+        model.train(was_training)

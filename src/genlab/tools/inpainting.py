@@ -18,7 +18,7 @@ Methods (every one keeps the known pixels bit for bit and only writes the hole):
   missing-data imputation experiment), run with the posterior mean and the decoder mean instead of
   samples, so it is deterministic.
 - ``vae-optimize``: optimise the VAE's code z so that decode(z) matches the known pixels only, starting
-  from the encoder's code of the vae-iterative completion, then decode (``genlab.inversion.project``).
+  from the encoder's code of the vae-iterative completion, then decode (``genlab.tools.inversion.project``).
 - ``gan``: semantic inpainting of Yeh et al. 2017 ("Semantic Image Inpainting with Deep Generative Models",
   CVPR, §3): optimise z for a contextual loss on the known pixels plus λ times their prior loss, D's
   verdict on G(z) (``project(..., mask=mask, d_weight=λ)``, which uses the non-saturating −log D(G(z))
@@ -185,7 +185,7 @@ def inpaint(model: Any, images: torch.Tensor, mask: torch.Tensor, method: Method
     without a model. ``steps``: chain iterations or optimiser steps (default ``DEFAULT_STEPS``).
     ``restarts``: random starts per image for ``gan`` (the best fit is kept; each costs ``steps``).
     ``labels``: classes for a conditional GAN. Images are processed ``batch_size`` at a time;
-    ``project_options`` go to ``genlab.inversion.project`` (e.g. ``lr``, ``prior_weight``).
+    ``project_options`` go to ``genlab.tools.inversion.project`` (e.g. ``lr``, ``prior_weight``).
     """
     images, mask = check_inputs(images, mask)
     method = resolve_method(model, method)
@@ -245,7 +245,7 @@ def vae_optimize(model: Any, images: torch.Tensor, mask: torch.Tensor, steps: in
                  **project_options: Any) -> torch.Tensor:
     """Optimise z on the known pixels (``project(model, x, mask=mask, init=z₀)``), z₀ = the encoder's code
     of the vae-iterative completion (``chain_steps`` iterations), then return decode(ẑ)."""
-    from genlab.inversion import project
+    from genlab.tools.inversion import project
 
     start = vae_iterative(model, images, mask, chain_steps)
     with torch.no_grad():
@@ -263,7 +263,7 @@ def gan_inpaint(model: Any, images: torch.Tensor, mask: torch.Tensor, steps: int
     + prior(z), by ``project(model, x, mask=mask, d_weight=λ)`` from ``restarts`` random starts per image;
     returns G(ẑ) of the start whose final loss is lowest (the loss is non-convex in z; random restarts,
     keeping the best fit, as Bora et al. 2017 do in "Compressed Sensing using Generative Models")."""
-    from genlab.inversion import project
+    from genlab.tools.inversion import project
 
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise ConfigError(f"inpaint: restarts must be an int >= 1, got {restarts!r}")
@@ -358,7 +358,7 @@ def show_holes(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def comparison_picture(images: torch.Tensor, mask: torch.Tensor, completed: torch.Tensor,
                        nrow: int | None = None) -> torch.Tensor:
     """original | masked | completed, side by side with labels (each a grid of ``nrow`` per row): C×H×W."""
-    from genlab.images import concat_images, make_grid
+    from genlab.io.images import concat_images, make_grid
 
     images, mask = check_inputs(images, mask)
     grids = [make_grid(x, nrow=nrow) for x in (images, show_holes(images, mask), completed)]

@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from genlab.errors import ConfigError, DataError
-from genlab.models.gan import frozen
-from genlab.models.gan_encoder import judge_features
+from genlab.models.gan.model import frozen
+from genlab.models.gan.encoder import judge_features
+from genlab.models.judge import resolve_judge
 
 Init = Literal["mean", "encoder", "random"]
 JUDGE_SHAPE = (1, 28, 28)  # the shipped judge's images (Fashion-MNIST)
@@ -107,7 +108,7 @@ def read_image_for(model: Any, path: Any, what: str = "image") -> torch.Tensor:
     """An image file as float C×H×W in [0, 1], checked against the model's image shape (no check when
     ``model`` is None). A mismatch is a DataError naming ``what``, the file and what differs (channels or
     size): convert or resize it first; genlab does not guess how."""
-    from genlab.images import read_image
+    from genlab.io.images import read_image
 
     image = read_image(path)  # 1 channel for grayscale files, 3 for colour
     if model is not None:
@@ -165,28 +166,6 @@ def realness_loss(gan: Any, images: torch.Tensor, labels: torch.Tensor | None) -
     return F.softplus(-logits)
 
 
-def resolve_judge(judge: Any, image_shape: tuple[int, ...], feature_weight: float) -> Any:
-    """The judge whose features the perceptual term compares, or None when the term is off.
-
-    ``judge``: None = the shipped Fashion-MNIST judge for 1×28×28 images (the term is skipped, with a
-    warning, for other shapes), False = off, a Judge = that one.
-    """
-    if feature_weight == 0 or judge is False:
-        return None
-    if judge is None:
-        if tuple(image_shape) != JUDGE_SHAPE:
-            warnings.warn(f"projection: no judge for {'×'.join(map(str, image_shape))} images, so the feature term "
-                          "(feature_weight) is skipped; pass judge=load_judge(DIR) trained on this data", stacklevel=3)
-            return None
-        from genlab.models.judge import load_judge
-
-        return load_judge()
-    if tuple(judge.image_shape) != tuple(image_shape):
-        raise ConfigError(f"the judge takes {'×'.join(map(str, judge.image_shape))} images, the model makes "
-                          f"{'×'.join(map(str, image_shape))}; pass a judge trained on this data")
-    return judge
-
-
 def _lr_factor(t: float, rampdown: float = 0.25, rampup: float = 0.05) -> float:
     """The StyleGAN2 projector's schedule (Karras et al. 2020, projector.py): a linear warm-up over the first
     5% of the steps, then the full rate, then a cosine ramp-down to 0 over the last 25%."""
@@ -226,7 +205,7 @@ def initial_codes(model: Any, images: torch.Tensor, init: Init | torch.Tensor, e
         source = model if getattr(model, "kind", None) == "vae" else encoder
         if source is None:
             raise ConfigError("init='encoder' needs an encoder for a GAN: pass encoder=genlab.load(RUN) of a run made "
-                              "by genlab.inversion.train_encoder (or `genlab train encoder`)")
+                              "by genlab.tools.inversion.train_encoder (or `genlab train encoder`)")
         if not hasattr(source, "encode"):
             raise ConfigError(f"encoder must have an encode(images) method, got a {type(source).__name__}")
         with torch.no_grad(), _Inference(source):
@@ -248,7 +227,7 @@ def project(model: Any, images: torch.Tensor, *, mask: torch.Tensor | None = Non
     its own; the gradient of the sum gives each z its own gradient). ``mask``: None (all known) or a
     tensor broadcastable to ``images``, 1 = known, 0 = unknown; unknown pixels do not enter the loss.
     ``labels``: the classes, for a conditional GAN (required there). ``steps=0`` returns the start.
-    ``judge``: whose features the perceptual term uses (see :func:`resolve_judge`). The learning rate
+    ``judge``: whose features the perceptual term uses (see :func:`genlab.models.judge.resolve_judge`; False turns the term off). The learning rate
     follows the StyleGAN2 projector's warm-up and cosine ramp-down. Weights stay untouched and in their mode.
     """
     model, encoder = _unwrap(model, encoder)
@@ -277,7 +256,7 @@ def project(model: Any, images: torch.Tensor, *, mask: torch.Tensor | None = Non
             raise ConfigError(f"mask of shape {tuple(mask.shape)} does not broadcast to the images' {tuple(images.shape)}") from None
         if mask.numel() and (mask.min() < 0 or mask.max() > 1):
             raise ConfigError("mask values must be in [0, 1] (1 = known pixel, 0 = unknown)")
-    judge = resolve_judge(judge, model.image_shape, feature_weight) if steps else None
+    judge = resolve_judge(judge, model.image_shape, purpose="the projector's feature term") if steps and feature_weight else None
 
     z = initial_codes(model, images, init, encoder, seed).requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=lr, betas=(0.9, 0.999))
@@ -364,10 +343,10 @@ def train_encoder(gan: Any, dataset: Any, config: Any = None, *, resume: bool = 
     image_weight, feature_weight). The run directory holds E and a copy of the GAN: ``genlab.load(out_dir)``
     gives a GANEncoder, usable as ``project(run, x, init="encoder")`` or ``encoder=`` for the GAN.
     """
-    from genlab.checkpoint import load
+    from genlab.runs import load
     from genlab.config import TrainConfig
-    from genlab.models.gan_encoder import encoder_for
-    from genlab.training import train
+    from genlab.models.gan.encoder import encoder_for
+    from genlab.training.loop import train
 
     gan_run = ""
     if not isinstance(gan, torch.nn.Module):

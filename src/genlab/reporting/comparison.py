@@ -35,7 +35,7 @@ import torch
 
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
-from genlab.fileio import atomic_write
+from genlab.io.files import atomic_write
 
 DEFAULT_NUM_SAMPLES = 5000
 PREFERRED_LOSSES = ("vae/loss", "G/loss", "D/loss")  # the headline loss of a run, in this order
@@ -62,7 +62,7 @@ def training_stability(csv_path: str | os.PathLike) -> dict[str, Any]:
 
     ``main_loss`` names the headline column ("vae/loss", else "G/loss", else "D/loss").
     """
-    from genlab.report import read_metrics_csv
+    from genlab.io.plots import read_metrics_csv
 
     path = Path(csv_path)
     columns = read_metrics_csv(path)
@@ -124,8 +124,9 @@ def compare(runs: Sequence[str | os.PathLike], dataset: Dataset, out_dir: str | 
     apply (default: every metric that applies except ``cas``, which trains a classifier and is not
     one of the table's properties). Returns what results.json holds: per run its kind, metrics,
     stability and pictures; the table; the verdict."""
-    from genlab.checkpoint import load
-    from genlab.evaluation import applicable_metrics, evaluate, parse_metrics, resolve_judge
+    from genlab.runs import load
+    from genlab.evaluation.api import applicable_metrics, evaluate, parse_metrics
+    from genlab.models.judge import resolve_judge
 
     started = time.perf_counter()
     if not runs:
@@ -134,7 +135,7 @@ def compare(runs: Sequence[str | os.PathLike], dataset: Dataset, out_dir: str | 
     names = _run_names([Path(run) for run in runs])
     wanted = parse_metrics(metrics)
     if features == "judge":  # load once, check once, share
-        judge = resolve_judge(judge, tuple(dataset.image_shape), dataset_name=dataset.name, note=log)
+        judge = resolve_judge(judge, tuple(dataset.image_shape), dataset_name=dataset.name)
     entries = []
     for name, run in zip(names, runs):
         model = load(run)
@@ -176,8 +177,8 @@ def _run_names(paths: list[Path]) -> list[str]:
 @torch.no_grad()
 def _pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, seed: int) -> dict[str, str]:
     """Samples grid, an interpolation strip (4 slerp paths of 10 frames) and training curves."""
-    from genlab.images import make_grid, save_image
-    from genlab.latent import interpolation_path
+    from genlab.io.images import make_grid, save_image
+    from genlab.tools.latent import interpolation_path
 
     stem = name.replace("/", "_")
     written = {"samples": str(save_image(model.sample(64, seed=seed), folder / f"{stem}_samples.png", scale=2))}
@@ -200,7 +201,7 @@ def _pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, 
     csv_path = run / "metrics.csv"
     if csv_path.is_file():
         from genlab.errors import DataError
-        from genlab.report import plot_metrics, read_metrics_csv
+        from genlab.io.plots import plot_metrics, read_metrics_csv
 
         available = read_metrics_csv(csv_path)
         columns = [c for c in available if c.endswith("/loss") or c in GAN_PROBABILITIES]
@@ -214,7 +215,7 @@ def _pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, 
 
 def _plot_bars(entries: list[dict], path: Path) -> str | None:
     """One panel per headline metric, one bar per run."""
-    from genlab.report import _pyplot, _save_figure
+    from genlab.io.plots import _pyplot, _save_figure
 
     panels = [(key, label) for key, label in (("fid", "FID (lower is better)"), ("sharpness", "sharpness (real = 1)"),
                                               ("precision", "precision"), ("recall", "recall"),
@@ -447,7 +448,7 @@ _NOTES = ("Definitions: FID/KID/precision/recall/density/coverage are computed o
           "features (a small classifier, not Inception: compare these numbers only with each other). Stability is "
           "read from each run's metrics.csv over the last half of training: CV = std/|mean| of the loss, "
           "oscillation = share of sign changes of its first difference (0 monotone, ~2/3 noise). See "
-          "`genlab.evaluation.METRICS` and `genlab.comparison.training_stability`.")
+          "`genlab.evaluation.api.METRICS` and `genlab.reporting.comparison.training_stability`.")
 
 
 def _data_uri(path: str | None) -> str:

@@ -7,7 +7,7 @@ the model's reconstruction of the image.
 
 Where directions come from:
 - labels (:func:`label_direction`): mean code of class B minus mean code of class A, codes from the
-  VAE's encoder or from GAN inversion (``genlab.inversion.invert``); strength 1 moves the mean A
+  VAE's encoder or from GAN inversion (``genlab.tools.inversion.invert``); strength 1 moves the mean A
   code exactly onto the mean B code;
 - two folders of examples (:func:`folder_direction`): the same with "A" and "B" given by example images;
 - no labels at all, for any model with a decoder network (:func:`principal_directions`): GANSpace
@@ -36,7 +36,8 @@ from typing import Any
 import torch
 
 from genlab.errors import ConfigError, DataError
-from genlab.inversion import _Inference, _unwrap, check_images, decode, invert, latent_dim
+from genlab.models.judge import resolve_judge
+from genlab.tools.inversion import _Inference, _unwrap, check_images, decode, invert, latent_dim
 
 
 @dataclass
@@ -96,7 +97,7 @@ def label_direction(model: Any, dataset: Any, source: str | int, target: str | i
                     encoder: Any = None, steps: int | None = None, progress: bool = True, **invert_options: Any) -> Direction:
     """The direction from class ``source`` to class ``target`` of a labelled ``dataset`` (names or indices):
     mean code of (at most ``max_per_class``, the first) target images − mean code of source images.
-    Codes by ``genlab.inversion.invert`` (``encoder``, ``steps`` and ``invert_options`` go there)."""
+    Codes by ``genlab.tools.inversion.invert`` (``encoder``, ``steps`` and ``invert_options`` go there)."""
     if dataset.labels is None:
         raise DataError(f"dataset {dataset.name!r} has no labels; label directions need a labelled dataset")
     a, b = class_index(source, dataset.classes), class_index(target, dataset.classes)
@@ -218,7 +219,7 @@ def edit_codes(z: torch.Tensor, direction: Direction | torch.Tensor, strengths: 
 
 
 def codes_of(model: Any, images_or_codes: torch.Tensor, **invert_options: Any) -> torch.Tensor:
-    """Codes as they are (N×d), or the codes of images (N×C×H×W) by ``genlab.inversion.invert``."""
+    """Codes as they are (N×d), or the codes of images (N×C×H×W) by ``genlab.tools.inversion.invert``."""
     if images_or_codes.dim() == 2:
         if images_or_codes.shape[1] != latent_dim(model):
             raise ConfigError(f"codes must be N×{latent_dim(model)}, got {tuple(images_or_codes.shape)}")
@@ -231,7 +232,7 @@ def edit(model: Any, images_or_codes: torch.Tensor, direction: Direction | torch
          **invert_options: Any) -> torch.Tensor:
     """The images (S×N×C×H×W in [0, 1]) of ``images_or_codes`` moved along ``direction`` by each strength.
 
-    Images are inverted first (``invert_options`` go to ``genlab.inversion.invert``); strength 0 then
+    Images are inverted first (``invert_options`` go to ``genlab.tools.inversion.invert``); strength 0 then
     gives their reconstruction. Codes are used as they are.
     """
     with torch.enable_grad():  # inversion may optimise
@@ -247,7 +248,7 @@ def labelled_columns(columns: Sequence[torch.Tensor], labels: Sequence[str], gap
     """One picture: each N×C×H×W batch a column, its label above it, the images of all columns level.
     Images are enlarged ``scale``× (nearest neighbour) first, so labels are drawn sharp at the font's own size
     (save the result with scale=1)."""
-    from genlab.images import concat_images, make_grid
+    from genlab.io.images import concat_images, make_grid
 
     columns = [c.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1) for c in columns]
     grids = [make_grid(column, nrow=1, padding=2 * scale) for column in columns]
@@ -272,18 +273,13 @@ def measure_direction(model: Any, images_or_codes: torch.Tensor, direction: Dire
     each edited image and its strength-0 image (how much of the rest moved; 0 at strength 0), also as
     ``feature_distance_kept`` over the images that did not flip (NaN if all flipped).
     """
-    from genlab.models.judge import load_judge
-
     if isinstance(direction, Direction) and target_class is None:
         target_class = direction.target_class
     strengths = list(strengths)
     if 0.0 not in strengths:
         strengths = [0.0, *strengths]
     edited = edit(model, images_or_codes, direction, strengths, **invert_options)
-    if judge is None:
-        if tuple(edited.shape[2:]) != (1, 28, 28):
-            raise ConfigError("measuring a direction needs a judge for these images: pass judge=load_judge(DIR)")
-        judge = load_judge()
+    judge = resolve_judge(judge, tuple(edited.shape[2:]))
     flat = edited.flatten(0, 1)
     features = judge.features(flat).view(edited.shape[0], edited.shape[1], -1)
     predicted = judge.predict(flat).view(edited.shape[0], edited.shape[1])

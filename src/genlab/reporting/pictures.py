@@ -11,27 +11,9 @@ from typing import Literal
 import torch
 
 from genlab.errors import ConfigError
-from genlab.images import make_grid, save_gif, save_image
-from genlab.latent import interpolation_path
+from genlab.io.images import make_grid, save_gif, save_image
 from genlab.models.base import GenerativeModel
-
-
-def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, dataset_name: str = "",
-                         nrow: int | None = None) -> Path:
-    """``path_stem``.png: a grid for images (``nrow`` per row), or for 2-D points a scatter plot over
-    the dataset's mode centres when it is one of the toy mixtures."""
-    if samples.dim() == 2:
-        from genlab.report import plot_points
-
-        centers = None
-        try:
-            from genlab.data.toys import TOYS, mode_centers
-
-            centers = mode_centers(dataset_name) if dataset_name in TOYS else None
-        except ImportError:
-            pass
-        return plot_points(samples.cpu(), f"{path_stem}.png", centers=centers)
-    return save_image(samples, f"{path_stem}.png", nrow=nrow, scale=2)
+from genlab.training.monitor import write_sample_picture
 
 
 def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, seed: int | None = 0, scale: int = 2,
@@ -64,33 +46,6 @@ def write_reconstructions(model: GenerativeModel, images: torch.Tensor, path: st
         rows += [images[start:start + per_row], recon[start:start + per_row]]
     rows = [torch.cat([r, torch.ones_like(images[: per_row - len(r)])]) if len(r) < per_row else r for r in rows]
     return save_image(torch.cat(rows), path, nrow=per_row, scale=scale)
-
-
-@torch.no_grad()
-def morph(model: GenerativeModel, image_from: torch.Tensor, image_to: torch.Tensor, steps: int = 10,
-          method: Literal["lerp", "slerp"] = "slerp", *, encoder: GenerativeModel | None = None,
-          projection_steps: int | None = None, progress: bool = False) -> torch.Tensor:
-    """Decode a path between the codes of two images: ``steps`` frames, endpoints included.
-
-    A VAE encodes both images (posterior means); a GAN finds their codes by inversion
-    (``genlab.inversion.invert``: the projector, started from ``encoder``'s guess when given; a GAN-encoder
-    run brings its own), ``projection_steps`` optimisation steps (default: invert's).
-    """
-    from genlab.inversion import decode, invert
-
-    if steps < 2:
-        raise ConfigError(f"steps must be >= 2, got {steps}")
-    if not hasattr(model, "encode") and getattr(model, "kind", None) != "gan":
-        raise ConfigError(f"a {model.kind} model has no encoder and cannot be inverted; morphing between images needs one")
-    with torch.enable_grad():  # the projector optimises codes
-        codes = invert(model, torch.stack([image_from, image_to]), encoder=encoder, steps=projection_steps,
-                       progress=progress)
-    was_training = model.training
-    model.eval()
-    try:
-        return decode(model, interpolation_path(codes[0], codes[1], steps, method=method))
-    finally:
-        model.train(was_training)
 
 
 def write_morph(frames: torch.Tensor, png: str | os.PathLike | None, gif: str | os.PathLike | None = None,

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError, DataError
+from genlab.models.judge import resolve_judge
 
 # Defaults, documented in METRICS' summaries and the README.
 PRDC_K = 5  # Naeem et al. 2020 use k = 5 with 10,000 samples
@@ -135,7 +136,7 @@ class _Evaluation:
         """The generated images as uint8 N×C×H×W (CPU)."""
         if self.images is not None:
             return self.images.images[self.fake_index]
-        from genlab.images import to_uint8
+        from genlab.io.images import to_uint8
 
         seeds = torch.randint(0, 2**62, (len(self.batches(self.num_samples)),),
                               generator=torch.Generator().manual_seed(self.seed)).tolist()
@@ -149,7 +150,7 @@ class _Evaluation:
     # ----- the judge and the feature space -----
     @cached_property
     def judge(self) -> Any:
-        return resolve_judge(self.judge_spec, self.dataset.image_shape, dataset_name=self.dataset.name, note=self.note)
+        return resolve_judge(self.judge_spec, self.dataset.image_shape, dataset_name=self.dataset.name)
 
     @cached_property
     def feature_extractor(self) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -225,30 +226,6 @@ class _Evaluation:
 
 
 # ------------------------------------------------------------------------------------------ judge resolution
-
-
-def resolve_judge(judge: Any, image_shape: tuple[int, ...], *, dataset_name: str = "",
-                  note: Callable[[str], None] = lambda message: None) -> Any:
-    """A Judge for images of ``image_shape``: ``judge`` itself, a judge run directory, or (None) the
-    shipped Fashion-MNIST judge for 1×28×28. Any other shape needs a judge trained on that data."""
-    from genlab.models.judge import load_judge
-
-    shape_text = "×".join(map(str, image_shape))
-    hint = "train one with `genlab judge train --data DATA -o DIR` and pass --judge DIR (judge=DIR in Python)"
-    if judge is None:
-        if tuple(image_shape) != (1, 28, 28):
-            raise ConfigError(f"no judge ships for {shape_text} images (only for 1×28×28 Fashion-MNIST); {hint}")
-        judge = load_judge()
-        if not str(dataset_name).startswith("fashion-mnist"):
-            note(f"using the judge trained on Fashion-MNIST for {dataset_name!r}; its features suit other data "
-                 f"less well ({hint})")
-    elif isinstance(judge, (str, os.PathLike)):
-        judge = load_judge(str(judge))
-    judge_shape = tuple(judge.image_shape)
-    if judge_shape != tuple(image_shape):
-        raise DataError(f"the judge takes {'×'.join(map(str, judge_shape))} images but the data are {shape_text}; "
-                        f"{hint}")
-    return judge
 
 
 def inception_extractor(device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
@@ -343,7 +320,7 @@ def _cas(run: _Evaluation) -> dict[str, float]:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): a classifier trained on labelled
     samples only, tested on the real data. Near the accuracy of one trained on real data: the
     samples carry their classes; near chance: they do not."""
-    from genlab.metrics.classifier import classification_accuracy_score
+    from genlab.evaluation.cas import classification_accuracy_score
 
     # The classifier's own training bar shows: this is the slowest metric (a judge trained on the samples).
     return {"cas": classification_accuracy_score(Dataset.to_float(run.fakes), run.fake_labels, run.dataset,
@@ -398,7 +375,7 @@ def _smoothness(run: _Evaluation) -> dict[str, float]:
     VAE: codes are the posterior means of pairs of real images; GAN: pairs of z ~ N(0, I) (a
     conditional GAN keeps one class along each path). ``evenness`` and ``straightness`` come from
     ``genlab.metrics.latent_smoothness`` over the paths' features (see there)."""
-    from genlab.latent import interpolation_path
+    from genlab.tools.latent import interpolation_path
     from genlab.metrics.image import latent_smoothness
 
     paths, steps = min(SMOOTHNESS_PATHS, len(run.real) // 2 if run.model.kind == "vae" else SMOOTHNESS_PATHS), SMOOTHNESS_STEPS
@@ -661,7 +638,7 @@ def _as_image_dataset(images: Any) -> Dataset:
         given = images
     elif isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8:
-            from genlab.images import to_uint8
+            from genlab.io.images import to_uint8
 
             images = to_uint8(images)
         given = Dataset(images.cpu(), name="images")

@@ -105,7 +105,7 @@ def upscale_file(model, source: str | os.PathLike, destination: str | os.PathLik
     A grayscale file given to an RGB model (or the reverse) is converted first (luma / repetition) and
     the returned note says so. Returns (path written, (h, w) read, (H, W) written, note).
     """
-    from genlab.images import read_image, save_image
+    from genlab.io.images import read_image, save_image
 
     channels = model.config.image_shape[0]
     native = read_image(source)

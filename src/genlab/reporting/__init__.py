@@ -1,0 +1,1 @@
+"""Measured results as pictures and documents: sample pictures, the side-by-side comparison report."""
