@@ -44,7 +44,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from benchmarks import dcgan_contenders, harness
 from benchmarks.dcgan_contenders import initial_gan, load_training_set, resolve_data
 from genlab.config import config_to_dict

@@ -75,9 +75,9 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     import torch
 
     import genlab
+    from genlab.metrics import frechet_distance
     from genlab.tools.inpainting import hole_psnr, hole_ssim, inpaint
     from genlab.tools.masks import make_mask
-    from genlab.metrics import frechet_distance
 
     test = genlab.load_dataset("fashion-mnist", split="test")
     subset = torch.randperm(len(test), generator=torch.Generator().manual_seed(args.seed))[:args.n]

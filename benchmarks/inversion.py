@@ -191,8 +191,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_pictures(pictures: dict[str, Any], directory: str) -> None:
     import genlab
-    from genlab.tools.editing import edit_grid, labelled_columns
     from genlab.io.images import save_image
+    from genlab.tools.editing import edit_grid, labelled_columns
 
     outputs = pictures["reconstructions"]
     test = genlab.load_dataset("fashion-mnist", split="test")

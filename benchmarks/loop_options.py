@@ -29,8 +29,8 @@ import torch
 
 from benchmarks import harness
 from genlab.training.distributed import SINGLE
-from genlab.training.monitor import RunningMeans
 from genlab.training.loop import BatchSampler, Precision, _compile_children, _run_phases
+from genlab.training.monitor import RunningMeans
 
 VARIANTS = {  # name → (channels_last, precision, compile)
     "fp32 NCHW": (False, "fp32", False),

@@ -102,12 +102,12 @@ def _train_pythae(train: Any, budget: float, seed: int, out_dir: str) -> dict[st
     from pythae.pipelines import TrainingPipeline
     from pythae.trainers import BaseTrainerConfig
     from pythae.trainers.training_callbacks import TrainingCallback
+    from safetensors.torch import save
 
     from benchmarks.vae_contenders import _initial_vae, _pythae_networks
-    from genlab.runs import write_run_config
     from genlab.config import TrainConfig
     from genlab.io.files import atomic_write
-    from safetensors.torch import save
+    from genlab.runs import write_run_config
 
     vae = _initial_vae(seed)
     encoder, decoder = _pythae_networks(vae)

@@ -36,10 +36,10 @@ def file_hashes(name: str, split: str) -> dict[str, str]:
 
 def main() -> None:
     from genlab import load_dataset
-    from genlab.io.checkpoints import WEIGHTS_FILE, load_tensors, save_tensors
     from genlab.data.registry import DATASETS
     from genlab.data.sources import find_local
     from genlab.evaluation.judges import train_judge
+    from genlab.io.checkpoints import WEIGHTS_FILE, load_tensors, save_tensors
     from genlab.models.judge import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, WEIGHTS_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -145,7 +145,7 @@ def test_conditional_gan_trains_and_samples_chosen_classes(tiny_npz, tmp_path):
     out = tmp_path / "s.png"
     assert main(["sample", str(run), "-n", "6", "--labels", "0,1,2", "--truncation", "0.7", "-o", str(out)]) == 0
     expected = model.sample(6, labels=[0, 1, 2, 0, 1, 2], seed=0, truncation=0.7)
-    from genlab.io.images import read_image, make_grid, to_uint8
+    from genlab.io.images import make_grid, read_image, to_uint8
 
     assert torch.equal(read_image(out), to_uint8(make_grid(expected).repeat_interleave(2, 1).repeat_interleave(2, 2)))
 

@@ -13,8 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genlab.data import Dataset, dataset_info, list_datasets, load_dataset, read_idx, write_idx
-from genlab.data import sources
+from genlab.data import Dataset, dataset_info, list_datasets, load_dataset, read_idx, sources, write_idx
 from genlab.data.cifar import RECORD_SIZE, load_cifar10
 from genlab.errors import DataError
 

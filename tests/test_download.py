@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genlab.data import download, load_dataset, write_idx
-from genlab.data import registry, sources
+from genlab.data import download, load_dataset, registry, sources, write_idx
 from genlab.errors import DataError
 
 

@@ -6,9 +6,21 @@ import torch
 import genlab
 from genlab.cli.main import main
 from genlab.data.dataset import Dataset
-from genlab.tools.editing import Direction, class_index, edit, edit_codes, first_layer_features, folder_direction, label_direction, measure_direction, parse_direction, parse_strengths, principal_directions
 from genlab.errors import ConfigError
 from genlab.io.images import save_image
+from genlab.tools.editing import (
+    Direction,
+    class_index,
+    edit,
+    edit_codes,
+    first_layer_features,
+    folder_direction,
+    label_direction,
+    measure_direction,
+    parse_direction,
+    parse_strengths,
+    principal_directions,
+)
 
 
 def tiny_vae(size: int = 28, seed: int = 0) -> genlab.VAE:

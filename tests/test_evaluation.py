@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 import genlab
-from genlab.reporting.comparison import _number, training_stability
 from genlab.errors import ConfigError, DataError
 from genlab.evaluation.api import METRICS, applicable_metrics, evaluate, evaluate_images, parse_metrics
+from genlab.reporting.comparison import _number, training_stability
 
 DISTRIBUTION_KEYS = {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
                      "inception_score_mean", "inception_score_std", "classes_covered", "num_classes",

@@ -6,11 +6,11 @@ import torch
 from safetensors.torch import load_file
 
 import genlab
-from genlab.nn.diffaugment import brightness, cutout, diff_augment, saturation, translation
 from genlab.config import config_from_dict, config_to_dict
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
 from genlab.models.gan.model import GAN, GANConfig, truncated_normal
+from genlab.nn.diffaugment import brightness, cutout, diff_augment, saturation, translation
 
 TINY = dict(latent_dim=8, g_width=4, d_width=4)
 

@@ -5,8 +5,8 @@ from typing import get_args
 import pytest
 import torch
 
-from genlab.models.gan.model import Loss
 from genlab.models.gan.losses import GAN_LOSSES, gradient_penalty, r1_penalty, random_interpolates
+from genlab.models.gan.model import Loss
 
 REAL = torch.tensor([2.0, -1.0])
 FAKE = torch.tensor([0.5, 1.5])

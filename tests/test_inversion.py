@@ -8,9 +8,18 @@ from torch import nn
 
 import genlab
 from genlab.errors import ConfigError
-from genlab.tools.inversion import _projection_loss, check_images, initial_codes, masked_mse, prior_energy, project, realness_loss, train_encoder
-from genlab.tools.latent import slerp
 from genlab.models.gan.encoder import GANEncoder, judge_features
+from genlab.tools.inversion import (
+    _projection_loss,
+    check_images,
+    initial_codes,
+    masked_mse,
+    prior_energy,
+    project,
+    realness_loss,
+    train_encoder,
+)
+from genlab.tools.latent import slerp
 
 
 def tiny_gan(latent_dim: int = 4, seed: int = 0, **options) -> genlab.GAN:

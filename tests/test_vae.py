@@ -7,7 +7,12 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from genlab.errors import ConfigError
 from genlab.models.vae import (
-    VAE, DiagonalGaussian, VAEConfig, bits_per_dim, kl_to_standard_normal, reparameterize,
+    VAE,
+    DiagonalGaussian,
+    VAEConfig,
+    bits_per_dim,
+    kl_to_standard_normal,
+    reparameterize,
 )
 
 

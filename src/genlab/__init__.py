@@ -8,16 +8,16 @@
     x = model.sample(64, seed=0)               # float in [0, 1], N×C×H×W
     genlab.evaluate(model, genlab.load_dataset("fashion-mnist", split="test"))   # FID, KID, ... by name
 """
-from genlab.reporting.comparison import compare
-from genlab.runs import load
 from genlab.config import TrainConfig
 from genlab.data import Dataset, list_datasets, load_dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError
 from genlab.evaluation import evaluate, evaluate_images
-from genlab.models import GAN, SR, VAE, GANConfig, SRConfig, VAEConfig
 from genlab.evaluation.judges import train_judge
+from genlab.models import GAN, SR, VAE, GANConfig, SRConfig, VAEConfig
 from genlab.models.judge import load_judge
 from genlab.models.vae import reparameterize
+from genlab.reporting.comparison import compare
+from genlab.runs import load
 from genlab.training import train
 from genlab.version import __version__
 

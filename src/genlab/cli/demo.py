@@ -9,15 +9,15 @@ from pathlib import Path
 
 import torch
 
-from genlab.io.checkpoints import CONFIG_FILE
-from genlab.reporting.comparison import compare
 from genlab.config import TrainConfig
 from genlab.data import Dataset, load_dataset
+from genlab.io.checkpoints import CONFIG_FILE
 from genlab.io.images import concat_images, make_grid, save_image
 from genlab.models import GAN, VAE, GANConfig, VAEConfig
-from genlab.training.loop import train
-from genlab.tools.latent import morph
+from genlab.reporting.comparison import compare
 from genlab.reporting.pictures import write_morph, write_reconstructions
+from genlab.tools.latent import morph
+from genlab.training.loop import train
 
 # The GAN the demo trains: GANConfig's defaults (DCGAN nets). No weight EMA: it averages over
 # ~1/(1 − decay) steps, and the demo's 930 steps are too few (measured: with decay 0.999 the EMA

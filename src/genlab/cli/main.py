@@ -13,10 +13,39 @@ from pathlib import Path
 
 import torch
 
+import genlab
+from genlab import load
+from genlab.cli.demo import pick_pair, run_demo
 from genlab.config import TrainConfig
-from genlab.errors import DataError, GenlabError
+from genlab.data import dataset_info, list_datasets, load_dataset
+from genlab.data.registry import DATASETS
+from genlab.errors import ConfigError, DataError, GenlabError
+from genlab.evaluation.api import describe_metrics, evaluate, evaluate_images, format_results, parse_metrics
+from genlab.evaluation.judges import judge_accuracy, train_judge
+from genlab.io.checkpoints import read_run_config
+from genlab.io.files import atomic_write
+from genlab.io.images import save_image
+from genlab.models.gan.encoder import encoder_for
 from genlab.models.gan.model import GANConfig
 from genlab.models.sr.model import SRConfig
+from genlab.reporting.comparison import compare
+from genlab.reporting.pictures import write_morph, write_reconstructions, write_samples
+from genlab.tools.editing import (
+    edit,
+    edit_grid,
+    folder_direction,
+    format_measurements,
+    label_direction,
+    measure_direction,
+    parse_direction,
+    parse_strengths,
+    principal_direction,
+)
+from genlab.tools.inpainting import comparison_picture, inpaint, resolve_method
+from genlab.tools.inversion import read_image_for
+from genlab.tools.latent import morph
+from genlab.tools.masks import parse_mask
+from genlab.tools.upscale import upscale_file
 
 EXAMPLES = """examples:
   genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
@@ -298,8 +327,6 @@ def _add_training_options(parser: argparse.ArgumentParser, batch_size: int) -> N
 
 
 def _metric_help() -> str:
-    from genlab.evaluation.api import describe_metrics
-
     return describe_metrics()
 
 
@@ -337,8 +364,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import genlab
-
     dataset = genlab.load_dataset(args.data, split=args.split, image_size=args.image_size)
     torch.manual_seed(args.seed)  # weight initialisation
     model = MODEL_BUILDERS[args.kind](args, dataset)
@@ -356,8 +381,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _build_vae(args: argparse.Namespace, dataset):
-    import genlab
-
     return genlab.VAE(genlab.VAEConfig(
         image_shape=dataset.image_shape, latent_dim=args.latent_dim, channels=args.channels, hidden_dim=args.hidden_dim,
         likelihood=args.likelihood, binarize=args.binarize, gaussian_sigma=args.gaussian_sigma,
@@ -366,8 +389,6 @@ def _build_vae(args: argparse.Namespace, dataset):
 
 
 def _build_gan(args: argparse.Namespace, dataset):
-    import genlab
-
     if args.conditional and dataset.labels is None:
         raise DataError(f"--conditional needs a labelled dataset; {dataset.name!r} has no labels")
     return genlab.GAN(genlab.GANConfig(
@@ -379,8 +400,6 @@ def _build_gan(args: argparse.Namespace, dataset):
 
 
 def _build_sr(args: argparse.Namespace, dataset):
-    import genlab
-
     model = genlab.SR(genlab.SRConfig(
         image_shape=dataset.image_shape, scale=args.scale, variant=args.variant, channels=args.channels, blocks=args.blocks,
         residual=not args.no_residual, content_weight=args.content_weight, pixel_weight=args.pixel_weight,
@@ -395,10 +414,6 @@ def _build_sr(args: argparse.Namespace, dataset):
 
 
 def _build_encoder(args: argparse.Namespace, dataset):
-    from genlab import load
-    from genlab.errors import ConfigError
-    from genlab.models.gan.encoder import encoder_for
-
     gan = load(args.gan)
     if gan.kind != "gan":
         raise ConfigError(f"--gan {args.gan}: holds a {gan.kind} run; an encoder inverts a GAN")
@@ -410,9 +425,6 @@ MODEL_BUILDERS = {"vae": _build_vae, "gan": _build_gan, "sr": _build_sr, "encode
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from genlab import load
-    from genlab.reporting.pictures import write_samples
-
     options = {}
     if args.labels is not None:
         options["labels"] = [args.labels[i % len(args.labels)] for i in range(args.n)]
@@ -424,9 +436,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def _images_for(args: argparse.Namespace):
     """The dataset a reconstruct/interpolate command takes its images from."""
-    from genlab.io.checkpoints import read_run_config
-    from genlab.data import load_dataset
-
     name = args.data or read_run_config(args.run).get("dataset", {}).get("name")
     try:
         return load_dataset(name, split=args.split)
@@ -437,22 +446,12 @@ def _images_for(args: argparse.Namespace):
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from genlab import load
-    from genlab.reporting.pictures import write_reconstructions
-
     dataset = _images_for(args)
     print(write_reconstructions(load(args.run), dataset.float_images(slice(0, args.n)), args.output))
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from genlab import load
-    from genlab.cli.demo import pick_pair
-    from genlab.errors import ConfigError
-    from genlab.tools.inversion import read_image_for
-    from genlab.tools.latent import morph
-    from genlab.reporting.pictures import write_morph
-
     model = load(args.run)
     if (args.from_image is None) != (args.to_image is None):
         raise ConfigError("give both --from and --to image files (or neither, to take images from the data)")
@@ -478,12 +477,6 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from genlab import load
-    from genlab.tools.editing import edit, edit_grid, folder_direction, format_measurements, label_direction, measure_direction, parse_direction, parse_strengths, principal_direction
-    from genlab.errors import ConfigError
-    from genlab.io.images import save_image
-    from genlab.tools.inversion import read_image_for
-
     strengths = parse_strengths(args.strength)  # a typo fails before any loading
     if args.direction is not None and (args.from_dir or args.to_dir):
         raise ConfigError("give --direction or --from-dir/--to-dir, not both")
@@ -526,9 +519,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 def _test_images(args: argparse.Namespace, dataset):
     """The test split of the data the edit command's directions come from, or None where there is none."""
-    from genlab.io.checkpoints import read_run_config
-    from genlab.data import load_dataset
-
     name = dataset.name if dataset is not None else args.data or read_run_config(args.run).get("dataset", {}).get("name")
     try:
         return load_dataset(name, split="test")
@@ -546,9 +536,6 @@ def _pick(dataset, label: int | None, n: int) -> torch.Tensor:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from genlab import load
-    from genlab.tools.upscale import upscale_file
-
     path, before, after, note = upscale_file(load(args.run), args.image, args.output, args.tile, args.overlap)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -557,8 +544,6 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from genlab.data import dataset_info, list_datasets
-
     if args.action == "list":
         for entry in list_datasets():
             print(f"{entry['name']:<20} {entry.get('description', '')}  [{entry.get('location', '')}]")
@@ -568,8 +553,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from genlab.cli.demo import run_demo
-
     written = run_demo(args.out, epochs=args.epochs, gan_epochs=args.gan_epochs, seed=args.seed)
     print(f"\nThe demo wrote to {Path(args.out).resolve()}:")
     for name, path in written.items():
@@ -578,10 +561,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from genlab.data import load_dataset
-    from genlab.errors import ConfigError
-    from genlab.evaluation.api import evaluate, evaluate_images, format_results, parse_metrics
-
     if (args.run is None) == (args.images is None):
         raise ConfigError("give either a run directory or --images DIR, not " + ("both" if args.run else "neither"))
     metrics = parse_metrics(args.metrics)  # a typo fails before any loading
@@ -592,15 +571,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         results = evaluate_images(args.images, dataset, metrics, args.num_samples, **options)
         subject = args.images
     else:
-        from genlab import load
-
         results = evaluate(load(args.run), dataset, metrics, args.num_samples, **options)
         subject = args.run
     print(f"{subject} against {dataset.name!r} ({args.split}), {args.features} features:")
     print(format_results(results))
     if args.json:
-        from genlab.io.files import atomic_write
-
         with atomic_write(args.json) as stream:
             stream.write((json.dumps({"subject": str(subject), "data": dataset.name, "split": args.split,
                                       "features": args.features, "results": _finite(results)}, indent=2) + "\n").encode())
@@ -614,9 +589,6 @@ def _finite(results: dict[str, float]) -> dict:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from genlab.reporting.comparison import compare
-    from genlab.data import load_dataset
-
     dataset = load_dataset(args.data, split=args.split)
     results = compare(args.runs, dataset, args.out, num_samples=args.num_samples, judge=args.judge,
                       features=args.features, seed=args.seed, progress=not args.no_progress)
@@ -626,10 +598,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_judge(args: argparse.Namespace) -> int:
-    from genlab.data import load_dataset
-    from genlab.data.registry import DATASETS
-    from genlab.evaluation.judges import judge_accuracy, train_judge
-
 
     train_set = load_dataset(args.data, split=args.split)
     spec = DATASETS.get(args.data)  # a folder or .npz is one set: no test split to score on
@@ -650,14 +618,6 @@ def cmd_judge(args: argparse.Namespace) -> int:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from genlab import load
-    from genlab.data import load_dataset
-    from genlab.errors import ConfigError
-    from genlab.io.images import save_image
-    from genlab.tools.inpainting import comparison_picture, inpaint, resolve_method
-    from genlab.tools.inversion import read_image_for
-    from genlab.tools.masks import parse_mask
-
     if (args.image is None) == (args.data is None):
         raise ConfigError("give either --image FILE or --data NAME, not " + ("both" if args.image else "neither"))
     model = load(args.run) if args.run else None

@@ -35,8 +35,22 @@ import torch
 from tqdm import tqdm
 
 from genlab.data.dataset import Dataset
+from genlab.data.files import load_folder, load_npz
+from genlab.data.registry import resize_images
 from genlab.errors import ConfigError, DataError
+from genlab.evaluation.cas import classification_accuracy_score
+from genlab.io.images import to_uint8
+from genlab.metrics.distribution import (
+    class_histogram,
+    frechet_distance,
+    inception_score,
+    kernel_distance,
+    precision_recall_density_coverage,
+)
+from genlab.metrics.image import laplacian_energy, latent_smoothness, psnr, ssim
 from genlab.models.judge import resolve_judge
+from genlab.models.vae import bits_per_dim
+from genlab.tools.latent import interpolation_path
 
 # Defaults, documented in METRICS' summaries and the README.
 PRDC_K = 5  # Naeem et al. 2020 use k = 5 with 10,000 samples
@@ -136,7 +150,6 @@ class _Evaluation:
         """The generated images as uint8 N×C×H×W (CPU)."""
         if self.images is not None:
             return self.images.images[self.fake_index]
-        from genlab.io.images import to_uint8
 
         seeds = torch.randint(0, 2**62, (len(self.batches(self.num_samples)),),
                               generator=torch.Generator().manual_seed(self.seed)).tolist()
@@ -260,14 +273,10 @@ def inception_extractor(device: torch.device | str = "cpu") -> Callable[[torch.T
 
 
 def _fid(run: _Evaluation) -> dict[str, float]:
-    from genlab.metrics.distribution import frechet_distance
-
     return {"fid": frechet_distance(run.real_features, run.fake_features)}
 
 
 def _kid(run: _Evaluation) -> dict[str, float]:
-    from genlab.metrics.distribution import kernel_distance
-
     # Subsets of half the smaller set at most: subsets as large as the sets would all be the same
     # set, and the std over them 0 (meaningless).
     size = max(2, min(KID_SUBSET_SIZE, min(len(run.real_features), len(run.fake_features)) // 2))
@@ -276,14 +285,10 @@ def _kid(run: _Evaluation) -> dict[str, float]:
 
 
 def _prdc(run: _Evaluation) -> dict[str, float]:
-    from genlab.metrics.distribution import precision_recall_density_coverage
-
     return precision_recall_density_coverage(run.real_features, run.fake_features, k=PRDC_K)
 
 
 def _inception_score(run: _Evaluation) -> dict[str, float]:
-    from genlab.metrics.distribution import inception_score
-
     scores = inception_score(run.fake_logits, splits=min(INCEPTION_SCORE_SPLITS, len(run.fake_logits)))
     return {"inception_score_mean": scores["mean"], "inception_score_std": scores["std"]}
 
@@ -291,8 +296,6 @@ def _inception_score(run: _Evaluation) -> dict[str, float]:
 def _classes(run: _Evaluation) -> dict[str, float]:
     """Classes of the samples by the judge's prediction. The reference mix is the real data's labels
     when they use the judge's classes, else the judge's predictions on the real images."""
-    from genlab.metrics.distribution import class_histogram
-
     num_classes = run.fake_logits.shape[1]
     labels = run.real_labels
     usable = labels is not None and run.dataset.num_classes == num_classes
@@ -304,8 +307,6 @@ def _classes(run: _Evaluation) -> dict[str, float]:
 
 def _sharpness(run: _Evaluation) -> dict[str, float]:
     """``genlab.metrics.image.sharpness``, in batches: mean Laplacian energy of samples / of real images."""
-    from genlab.metrics.image import laplacian_energy
-
     def mean_energy(images: torch.Tensor) -> float:
         return float(torch.cat([laplacian_energy(Dataset.to_float(images[start:stop]))
                                 for start, stop in run.batches(len(images))]).mean())
@@ -320,8 +321,6 @@ def _cas(run: _Evaluation) -> dict[str, float]:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): a classifier trained on labelled
     samples only, tested on the real data. Near the accuracy of one trained on real data: the
     samples carry their classes; near chance: they do not."""
-    from genlab.evaluation.cas import classification_accuracy_score
-
     # The classifier's own training bar shows: this is the slowest metric (a judge trained on the samples).
     return {"cas": classification_accuracy_score(Dataset.to_float(run.fakes), run.fake_labels, run.dataset,
                                                  seed=run.seed, progress=run.progress)}
@@ -329,8 +328,6 @@ def _cas(run: _Evaluation) -> dict[str, float]:
 
 def _likelihood(run: _Evaluation) -> dict[str, float]:
     """ELBO and IWAE(k) (Burda et al. 2016) on the first LIKELIHOOD_IMAGES of the (shuffled) real images."""
-    from genlab.models.vae import bits_per_dim
-
     images = run.real[:LIKELIHOOD_IMAGES]
     elbo, iwae = [], []
     generator_seed = run.seed
@@ -353,8 +350,6 @@ def _likelihood(run: _Evaluation) -> dict[str, float]:
 
 def _reconstruction(run: _Evaluation) -> dict[str, float]:
     """Decode(encode(x)) (posterior mean, decoder mean) against x, on real images."""
-    from genlab.metrics.image import psnr, ssim
-
     images = Dataset.to_float(run.real[:RECONSTRUCTION_IMAGES])
     mse, psnrs, ssims = [], [], []
     with torch.no_grad():
@@ -375,9 +370,6 @@ def _smoothness(run: _Evaluation) -> dict[str, float]:
     VAE: codes are the posterior means of pairs of real images; GAN: pairs of z ~ N(0, I) (a
     conditional GAN keeps one class along each path). ``evenness`` and ``straightness`` come from
     ``genlab.metrics.latent_smoothness`` over the paths' features (see there)."""
-    from genlab.tools.latent import interpolation_path
-    from genlab.metrics.image import latent_smoothness
-
     paths, steps = min(SMOOTHNESS_PATHS, len(run.real) // 2 if run.model.kind == "vae" else SMOOTHNESS_PATHS), SMOOTHNESS_STEPS
     generator = torch.Generator().manual_seed(run.seed + 1)
     model = run.model
@@ -638,13 +630,9 @@ def _as_image_dataset(images: Any) -> Dataset:
         given = images
     elif isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8:
-            from genlab.io.images import to_uint8
-
             images = to_uint8(images)
         given = Dataset(images.cpu(), name="images")
     elif isinstance(images, (str, os.PathLike)):
-        from genlab.data.files import load_folder, load_npz
-
         path = Path(images)
         if path.is_dir():
             given = load_folder(path)
@@ -665,8 +653,6 @@ def _conform(given: Dataset, shape: tuple[int, ...], dataset: Dataset) -> Datase
         raise DataError(f"{dataset.name!r} holds points, not images; evaluate images against images")
     images = given.images
     if images.shape[2:] != shape[1:]:
-        from genlab.data.registry import resize_images
-
         images = resize_images(Dataset(images, name=given.name), tuple(shape[1:])).images
     if images.shape[1] != shape[0]:
         if shape[0] == 1:  # ITU-R 601-2 luma, as PIL's convert("L")

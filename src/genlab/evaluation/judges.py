@@ -32,8 +32,6 @@ def train_judge(dataset: Dataset, out_dir: str | os.PathLike, *, epochs: int = D
     ``test_dataset`` the accuracy on it is measured at the end; it is written with the training
     time and versions to ``out_dir/judge.json``. ``load_judge(out_dir)`` loads the result.
     """
-    from genlab.training.loop import train
-
     num_classes = _check_labelled(dataset, "dataset")
     if config is None:
         config = JudgeConfig(image_shape=dataset.image_shape, num_classes=num_classes)  # type: ignore[arg-type]

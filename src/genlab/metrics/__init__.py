@@ -1,4 +1,5 @@
-"""Metrics: each a pure function over tensors, returning plain numbers.
+"""Metrics: each a pure function over tensors, returning plain numbers. (The Classification Accuracy
+Score trains a classifier, so it lives with the evaluation: ``genlab.evaluation.cas``.)
 
     from genlab.metrics import frechet_distance, kernel_distance, precision_recall_density_coverage
     fid = frechet_distance(real_features, fake_features)             # N×F features, e.g. a classifier's
@@ -7,7 +8,6 @@
     scores = mode_coverage(samples, centers, std)   # VEEGAN/PacGAN protocol for 2-D mixtures
     sharp = sharpness(generated_images, reference=real_images)       # 1.0 = as sharp as the real data
 """
-from genlab.evaluation.cas import classification_accuracy_score
 from genlab.metrics.distribution import (
     class_histogram,
     feature_statistics,
@@ -27,7 +27,6 @@ from genlab.metrics.image import (
 from genlab.metrics.modes import mode_coverage
 
 __all__ = [
-    "classification_accuracy_score",
     "class_histogram",
     "feature_statistics",
     "frechet_distance",

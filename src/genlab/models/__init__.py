@@ -6,8 +6,8 @@ from typing import Any
 from genlab.config import config_from_dict
 from genlab.errors import CheckpointError
 from genlab.models.base import GenerativeModel, Phase
+from genlab.models.gan.encoder import GANEncoder
 from genlab.models.gan.model import GAN, GANConfig
-from genlab.models.gan.encoder import GANEncoder, GANEncoderConfig
 from genlab.models.judge import Judge, JudgeConfig
 from genlab.models.sr.model import SR, SRConfig
 from genlab.models.vae import VAE, VAEConfig

@@ -33,7 +33,7 @@ from torch import nn
 
 from genlab.config import TrainConfig, check_positive, config_from_dict
 from genlab.data.dataset import Dataset
-from genlab.errors import CheckpointError, ConfigError
+from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.io.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_model_weights, read_run_config
 from genlab.models.base import GenerativeModel, Phase, adam
 

@@ -34,8 +34,14 @@ from typing import Any
 import torch
 
 from genlab.data.dataset import Dataset
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, DataError
+from genlab.evaluation.api import applicable_metrics, evaluate, parse_metrics
 from genlab.io.files import atomic_write
+from genlab.io.images import make_grid, save_image
+from genlab.io.plots import _pyplot, _save_figure, plot_metrics, read_metrics_csv
+from genlab.models.judge import resolve_judge
+from genlab.runs import load
+from genlab.tools.latent import interpolation_path
 
 DEFAULT_NUM_SAMPLES = 5000
 PREFERRED_LOSSES = ("vae/loss", "G/loss", "D/loss")  # the headline loss of a run, in this order
@@ -62,8 +68,6 @@ def training_stability(csv_path: str | os.PathLike) -> dict[str, Any]:
 
     ``main_loss`` names the headline column ("vae/loss", else "G/loss", else "D/loss").
     """
-    from genlab.io.plots import read_metrics_csv
-
     path = Path(csv_path)
     columns = read_metrics_csv(path)
     rows = len(next(iter(columns.values()), []))
@@ -124,10 +128,6 @@ def compare(runs: Sequence[str | os.PathLike], dataset: Dataset, out_dir: str | 
     apply (default: every metric that applies except ``cas``, which trains a classifier and is not
     one of the table's properties). Returns what results.json holds: per run its kind, metrics,
     stability and pictures; the table; the verdict."""
-    from genlab.runs import load
-    from genlab.evaluation.api import applicable_metrics, evaluate, parse_metrics
-    from genlab.models.judge import resolve_judge
-
     started = time.perf_counter()
     if not runs:
         raise ConfigError("compare needs at least one run directory")
@@ -177,9 +177,6 @@ def _run_names(paths: list[Path]) -> list[str]:
 @torch.no_grad()
 def _pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, seed: int) -> dict[str, str]:
     """Samples grid, an interpolation strip (4 slerp paths of 10 frames) and training curves."""
-    from genlab.io.images import make_grid, save_image
-    from genlab.tools.latent import interpolation_path
-
     stem = name.replace("/", "_")
     written = {"samples": str(save_image(model.sample(64, seed=seed), folder / f"{stem}_samples.png", scale=2))}
     paths, steps = 4, 10
@@ -200,9 +197,6 @@ def _pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, 
     written["interpolation"] = str(save_image(strip, folder / f"{stem}_interpolation.png", scale=2))
     csv_path = run / "metrics.csv"
     if csv_path.is_file():
-        from genlab.errors import DataError
-        from genlab.io.plots import plot_metrics, read_metrics_csv
-
         available = read_metrics_csv(csv_path)
         columns = [c for c in available if c.endswith("/loss") or c in GAN_PROBABILITIES]
         try:
@@ -215,8 +209,6 @@ def _pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, 
 
 def _plot_bars(entries: list[dict], path: Path) -> str | None:
     """One panel per headline metric, one bar per run."""
-    from genlab.io.plots import _pyplot, _save_figure
-
     panels = [(key, label) for key, label in (("fid", "FID (lower is better)"), ("sharpness", "sharpness (real = 1)"),
                                               ("precision", "precision"), ("recall", "recall"),
                                               ("coverage", "coverage"), ("smoothness_evenness", "path evenness (0 = even)"))

@@ -28,14 +28,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from genlab.data import load_dataset
 from genlab.errors import ConfigError, DataError
+from genlab.io.images import concat_images, make_grid
 from genlab.models.judge import resolve_judge
 from genlab.tools.inversion import _Inference, _unwrap, check_images, decode, invert, latent_dim
 
@@ -114,8 +116,6 @@ def label_direction(model: Any, dataset: Any, source: str | int, target: str | i
 
 def read_folder(model: Any, folder: str | os.PathLike) -> torch.Tensor:
     """Every image in ``folder`` (and its sub-folders) as float N×C×H×W of the model's shape, or a DataError."""
-    from genlab.data import load_dataset
-
     path = Path(folder)
     if not path.is_dir():
         raise DataError(f"{path}: folder not found")
@@ -248,8 +248,6 @@ def labelled_columns(columns: Sequence[torch.Tensor], labels: Sequence[str], gap
     """One picture: each N×C×H×W batch a column, its label above it, the images of all columns level.
     Images are enlarged ``scale``× (nearest neighbour) first, so labels are drawn sharp at the font's own size
     (save the result with scale=1)."""
-    from genlab.io.images import concat_images, make_grid
-
     columns = [c.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1) for c in columns]
     grids = [make_grid(column, nrow=1, padding=2 * scale) for column in columns]
     return concat_images(grids, gap=gap * scale, labels=list(labels))  # one strip height: the images line up

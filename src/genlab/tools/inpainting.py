@@ -42,6 +42,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from genlab.errors import ConfigError
+from genlab.io.images import concat_images, make_grid
+from genlab.tools.inversion import project
 
 Method = Literal["auto", "mean", "nearest", "vae-iterative", "vae-optimize", "gan"]
 METHODS = ("mean", "nearest", "vae-iterative", "vae-optimize", "gan")
@@ -245,8 +247,6 @@ def vae_optimize(model: Any, images: torch.Tensor, mask: torch.Tensor, steps: in
                  **project_options: Any) -> torch.Tensor:
     """Optimise z on the known pixels (``project(model, x, mask=mask, init=z₀)``), z₀ = the encoder's code
     of the vae-iterative completion (``chain_steps`` iterations), then return decode(ẑ)."""
-    from genlab.tools.inversion import project
-
     start = vae_iterative(model, images, mask, chain_steps)
     with torch.no_grad():
         z0 = model.encode(start.to(getattr(model, "device", start.device)))
@@ -263,8 +263,6 @@ def gan_inpaint(model: Any, images: torch.Tensor, mask: torch.Tensor, steps: int
     + prior(z), by ``project(model, x, mask=mask, d_weight=λ)`` from ``restarts`` random starts per image;
     returns G(ẑ) of the start whose final loss is lowest (the loss is non-convex in z; random restarts,
     keeping the best fit, as Bora et al. 2017 do in "Compressed Sensing using Generative Models")."""
-    from genlab.tools.inversion import project
-
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise ConfigError(f"inpaint: restarts must be an int >= 1, got {restarts!r}")
     n = images.shape[0]
@@ -358,8 +356,6 @@ def show_holes(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def comparison_picture(images: torch.Tensor, mask: torch.Tensor, completed: torch.Tensor,
                        nrow: int | None = None) -> torch.Tensor:
     """original | masked | completed, side by side with labels (each a grid of ``nrow`` per row): C×H×W."""
-    from genlab.io.images import concat_images, make_grid
-
     images, mask = check_inputs(images, mask)
     grids = [make_grid(x, nrow=nrow) for x in (images, show_holes(images, mask), completed)]
     return concat_images(grids, labels=["original", "masked", "completed"])

@@ -24,7 +24,6 @@ generator loss makes, Goodfellow et al. 2014, §3), whose gradient does not vani
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,10 +32,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from genlab.config import TrainConfig
 from genlab.errors import ConfigError, DataError
+from genlab.io.images import read_image
+from genlab.models.gan.encoder import encoder_for, judge_features
 from genlab.models.gan.model import frozen
-from genlab.models.gan.encoder import judge_features
 from genlab.models.judge import resolve_judge
+from genlab.runs import load
+from genlab.training.loop import train
 
 Init = Literal["mean", "encoder", "random"]
 JUDGE_SHAPE = (1, 28, 28)  # the shipped judge's images (Fashion-MNIST)
@@ -108,8 +111,6 @@ def read_image_for(model: Any, path: Any, what: str = "image") -> torch.Tensor:
     """An image file as float C×H×W in [0, 1], checked against the model's image shape (no check when
     ``model`` is None). A mismatch is a DataError naming ``what``, the file and what differs (channels or
     size): convert or resize it first; genlab does not guess how."""
-    from genlab.io.images import read_image
-
     image = read_image(path)  # 1 channel for grayscale files, 3 for colour
     if model is not None:
         channels, height, width = tuple(_unwrap(model, None)[0].image_shape)
@@ -343,11 +344,6 @@ def train_encoder(gan: Any, dataset: Any, config: Any = None, *, resume: bool = 
     image_weight, feature_weight). The run directory holds E and a copy of the GAN: ``genlab.load(out_dir)``
     gives a GANEncoder, usable as ``project(run, x, init="encoder")`` or ``encoder=`` for the GAN.
     """
-    from genlab.runs import load
-    from genlab.config import TrainConfig
-    from genlab.models.gan.encoder import encoder_for
-    from genlab.training.loop import train
-
     gan_run = ""
     if not isinstance(gan, torch.nn.Module):
         gan_run = str(gan)

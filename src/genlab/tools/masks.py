@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from genlab.errors import ConfigError
+from genlab.io.images import read_image
 
 MASK_KINDS = ("center", "random", "left", "right", "top", "bottom", "border")
 DEFAULT_SIZE = 0.5
@@ -123,8 +124,6 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, ...] | torch.Size) -> t
     Raises ConfigError naming the file and both sizes when the picture is not the images' size, and
     DataError (from ``read_image``) when it cannot be read.
     """
-    from genlab.io.images import read_image
-
     _, height, width = _spatial(shape)
     picture = read_image(path, channels=1)  # colour pictures are read through their luma
     if tuple(picture.shape[1:]) != (height, width):

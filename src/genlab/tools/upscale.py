@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.errors import ConfigError
+from genlab.io.images import read_image, save_image
 
 
 def upscale_image(model, image: torch.Tensor, tile: int | None = None, overlap: int | None = None, *,
@@ -105,8 +106,6 @@ def upscale_file(model, source: str | os.PathLike, destination: str | os.PathLik
     A grayscale file given to an RGB model (or the reverse) is converted first (luma / repetition) and
     the returned note says so. Returns (path written, (h, w) read, (H, W) written, note).
     """
-    from genlab.io.images import read_image, save_image
-
     channels = model.config.image_shape[0]
     native = read_image(source)
     note = ""

@@ -24,16 +24,25 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from genlab.io.checkpoints import STATE_FILE, read_run_config
-from genlab.training.state import restore_checkpoint, save_checkpoint
-from genlab.runs import write_config
 from genlab.config import TrainConfig, config_to_dict
 from genlab.data.dataset import Dataset
+from genlab.errors import CheckpointError, ConfigError, GenlabError
+from genlab.io.checkpoints import STATE_FILE, read_run_config
+from genlab.io.plots import plot_metrics, plot_monitor
+from genlab.models.base import GenerativeModel, Phase
+from genlab.runs import write_config
 from genlab.training.distributed import Distributed
 from genlab.training.distributed import setup as setup_distributed
-from genlab.errors import CheckpointError, ConfigError, GenlabError
-from genlab.models.base import GenerativeModel, Phase
-from genlab.training.monitor import METRICS_FILE, DiversityAlarm, MetricsLog, RunningMeans, gradient_norm, parameters_finite
+from genlab.training.monitor import (
+    METRICS_FILE,
+    DiversityAlarm,
+    MetricsLog,
+    RunningMeans,
+    gradient_norm,
+    parameters_finite,
+    write_sample_picture,
+)
+from genlab.training.state import restore_checkpoint, save_checkpoint
 
 
 class TrainingDiverged(GenlabError):
@@ -565,8 +574,6 @@ def _sample_and_watch(model: GenerativeModel, ema: EMA | None, config: TrainConf
                       epoch: int, run_dir: Path, dataset: Dataset) -> torch.Tensor:
     """After each epoch: the fixed-noise sample picture, and the mode-collapse alarm on those
     samples; returns the diversity ratio (logged with the next row)."""
-    from genlab.training.monitor import write_sample_picture
-
     with ema.applied(model) if ema is not None else contextlib.nullcontext():
         model.eval()
         columns = model.grid_columns  # e.g. one per class: a whole number of rows
@@ -582,8 +589,6 @@ def _sample_and_watch(model: GenerativeModel, ema: EMA | None, config: TrainConf
 
 
 def _plot_curves(model: GenerativeModel, run_dir: Path) -> None:
-    from genlab.io.plots import plot_metrics, plot_monitor
-
     try:
         plot_metrics(run_dir / METRICS_FILE, run_dir / "loss.png")
         if model.monitor_columns:

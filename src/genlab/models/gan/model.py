@@ -15,12 +15,12 @@ from typing import Iterator, Literal, Sequence
 import torch
 from torch import nn
 
-from genlab.nn.diffaugment import diff_augment, parse_policy
 from genlab.config import TrainConfig, check_choice, check_positive
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Phase, adam
 from genlab.models.gan.losses import GAN_LOSSES, gradient_penalty, r1_penalty
 from genlab.models.gan.nets import check_image_size, dcgan_discriminator, dcgan_generator, mlp_discriminator, mlp_generator
+from genlab.nn.diffaugment import diff_augment, parse_policy
 
 Architecture = Literal["auto", "dcgan", "mlp"]
 Loss = Literal["minimax", "ns", "hinge", "wgan-gp", "lsgan"]

@@ -17,20 +17,18 @@ Equation numbers are those of the arXiv v5 / CVPR version.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from genlab.config import TrainConfig, check_choice, check_positive
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.base import GenerativeModel, Phase, adam
+from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
 from genlab.models.gan.model import frozen
 from genlab.models.judge import resolve_judge
-from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
 from genlab.models.sr.nets import SCALES, Discriminator, SRResNet, downsample, judge_feature_map, upsample_bicubic
 
 Variant = Literal["srresnet", "srgan"]
