@@ -50,6 +50,7 @@ from genlab.metrics.distribution import (
 from genlab.metrics.image import laplacian_energy, latent_smoothness, psnr, ssim
 from genlab.models.judge import resolve_judge
 from genlab.models.vae import bits_per_dim
+from genlab.nn.modes import eval_mode
 from genlab.tools.latent import interpolation_path
 
 # Defaults, documented in METRICS' summaries and the README.
@@ -205,14 +206,9 @@ class _Evaluation:
 
     def _head(self, features: torch.Tensor) -> torch.Tensor:
         judge = self.judge
-        was_training = judge.training
-        judge.eval()  # no dropout
-        try:
-            with torch.no_grad():
-                device = next(judge.parameters()).device
-                return torch.cat([judge.classifier(part.to(device)).float().cpu() for part in features.split(4096)])
-        finally:
-            judge.train(was_training)
+        with eval_mode(judge), torch.no_grad():  # eval: no dropout
+            device = next(judge.parameters()).device
+            return torch.cat([judge.classifier(part.to(device)).float().cpu() for part in features.split(4096)])
 
     @cached_property
     def fake_logits(self) -> torch.Tensor:
@@ -396,12 +392,8 @@ def _smoothness(run: _Evaluation) -> dict[str, float]:
 
 def _generate(model: Any, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     """G(z) with G in eval mode (batch-norm running statistics), as ``GAN.sample`` does."""
-    was_training = model.generator.training
-    model.generator.eval()
-    try:
+    with eval_mode(model.generator):
         return model.generate(z, labels).cpu()
-    finally:
-        model.generator.train(was_training)
 
 
 def _chunks(count: int, size: int) -> list[tuple[int, int]]:
@@ -569,10 +561,7 @@ def _run(model: Any, dataset: Dataset, images: Dataset | None, metrics: Sequence
     if any(name in _USES_JUDGE_LOGITS for name in names):
         run.judge  # noqa: B018
 
-    was_training = model.training if model is not None else False
-    if model is not None:
-        model.eval()
-    try:
+    with eval_mode(*([model] if model is not None else [])):
         needs = list(dict.fromkeys(need for name in names for need in METRICS[name].needs))
         if "fake_logits" in needs and run._logits_of_features():  # logits come from the features
             needs.insert(needs.index("fake_logits"), "fake_features")
@@ -593,9 +582,6 @@ def _run(model: Any, dataset: Dataset, images: Dataset | None, metrics: Sequence
                 timings[name] = time.perf_counter() - clock
                 bar.update(max(0, METRICS[name].steps(run) - (bar.n - before)))  # metrics that count their own steps
             run.bar = None
-    finally:
-        if model is not None:
-            model.train(was_training)
     results["num_samples"] = float(len(run.fakes)) if "fakes" in run.__dict__ else float(num_samples)
     results["num_real"] = float(len(run.real))
     results["seconds"] = round(time.perf_counter() - started, 2)

@@ -10,13 +10,16 @@ k steps, as in StyleGAN2's G/D phases) with no special cases in the loop.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
 from genlab.config import TrainConfig
+from genlab.errors import ConfigError
 
 # A loss function takes a batch (images as float in [0, 1] on the model's device, and labels or
 # None) and returns named scalars. The loop backpropagates "loss"; every entry is logged as
@@ -36,6 +39,44 @@ def adam(parameters, lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> to
         return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(parameters, lr=lr, betas=betas)
+
+
+Labels = Sequence[int] | torch.Tensor  # one class index per sample
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def inference(method: Method) -> Method:
+    """Run a public inference method (encode, decode, posterior, reconstruct, generate) without
+    autograd unless the caller asks for gradients: by training the model (``model.train()``) or by
+    passing a tensor that requires grad (e.g. a code being optimised). So ``model.decode(z).numpy()``
+    works after ``genlab.load``, and inversion still gets gradients through ``decode``."""
+
+    @functools.wraps(method)
+    def wrapper(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        wants_grad = self.training or any(torch.is_tensor(a) and a.requires_grad for a in (*args, *kwargs.values()))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and wants_grad):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def truncated_normal(shape: tuple[int, ...], threshold: float | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """z ~ N(0, I) on the CPU; with a threshold τ, entries with |z| > τ are redrawn until none are.
+
+    The truncation trick (Brock et al. 2019, BigGAN §3.1): trades variety for fidelity. Redrawing
+    (not clamping) keeps the density of a normal truncated to [−τ, τ], with no mass piled up at ±τ.
+    """
+    if threshold is not None and not threshold > 0:
+        raise ConfigError(f"truncation must be > 0, got {threshold!r}")
+    z = torch.randn(shape, generator=generator)
+    if threshold is None:
+        return z
+    outside = z.abs() > threshold
+    while outside.any():
+        z[outside] = torch.randn(int(outside.sum()), generator=generator)
+        outside = z.abs() > threshold
+    return z
 
 
 @dataclass(frozen=True)
@@ -83,9 +124,19 @@ class GenerativeModel(nn.Module):
     def training_phases(self) -> list[Phase]:
         raise NotImplementedError
 
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """``n`` images as float in [0, 1], N×C×H×W; the same seed gives the same images."""
+    def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
+               truncation: float | None = None) -> torch.Tensor:
+        """``n`` images as float in [0, 1], N×C×H×W; the same seed gives the same images.
+
+        Every model takes the same arguments: ``labels`` (one class per sample; conditional models
+        only), ``truncation`` τ (latent drawn from N(0, I) truncated to [−τ, τ]; see truncated_normal).
+        """
         raise NotImplementedError
+
+    def refuse_labels(self, labels: Labels | None) -> None:
+        """The error an unconditional model gives when asked for classes."""
+        if labels is not None:
+            raise ConfigError(f"a {self.kind} model is unconditional: it does not take labels")
 
     def preview(self, n: int, *, seed: int | None, dataset: Any) -> torch.Tensor:
         """The ``n`` images the training loop draws after each epoch (same seed every epoch) and watches

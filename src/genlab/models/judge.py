@@ -35,7 +35,8 @@ from genlab.config import TrainConfig, check_positive, config_from_dict
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.io.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_model_weights, read_run_config
-from genlab.models.base import GenerativeModel, Phase, adam
+from genlab.models.base import GenerativeModel, Labels, Phase, adam
+from genlab.nn.modes import eval_mode
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Names load_judge knows → the weights shipped with genlab (WEIGHTS_DIR/NAME.safetensors + NAME.json).
@@ -174,15 +175,11 @@ class Judge(GenerativeModel):
     def _judge(self, x: torch.Tensor, head: nn.Module | None, batch_size: int) -> torch.Tensor:
         x = self.check_images(x)
         check_positive("batch_size", batch_size)
-        was_training = self.training
-        self.eval()
-        try:
-            outputs = []
+        outputs = []
+        with eval_mode(self):
             for chunk in x.split(batch_size):
                 features = self._features(chunk.to(self.device, torch.float32))
                 outputs.append((features if head is None else head(features)).to(x.device))
-        finally:
-            self.train(was_training)
         width = self.feature_dim if head is None else self.num_classes
         return torch.cat(outputs) if outputs else torch.empty(0, width, device=x.device)
 
@@ -220,7 +217,8 @@ class Judge(GenerativeModel):
     def training_phases(self) -> list[Phase]:
         return [Phase("judge", optimizer="judge", loss=self.loss)]
 
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+    def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
+               truncation: float | None = None) -> torch.Tensor:
         raise ConfigError("a judge is a classifier, not a generative model: it cannot sample images")
 
 

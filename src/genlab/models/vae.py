@@ -15,7 +15,7 @@ from torch import nn
 
 from genlab.config import TrainConfig, check_choice, check_positive
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModel, Phase, adam
+from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
 from genlab.nn import ConvDecoder, ConvEncoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -137,12 +137,14 @@ class VAE(GenerativeModel):
                 self.register_buffer("log_sigma", log_sigma)
 
     # ----- the model -----
+    @inference
     def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
         """q(z|x) for images ``x`` in [0, 1]."""
         mu, log_var = self.to_posterior(self.encoder(x)).chunk(2, dim=1)
         # Clamped so exp() cannot overflow or vanish early in training.
         return DiagonalGaussian(mu, torch.exp(0.5 * log_var.clamp(-30.0, 20.0)))
 
+    @inference
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean μ(x): the usual deterministic code of an image."""
         return self.posterior(x).mean
@@ -150,17 +152,21 @@ class VAE(GenerativeModel):
     def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.from_latent(z))
 
+    @inference
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The mean of p(x|z): an image in [0, 1]."""
         return torch.sigmoid(self.decoder_logits(z))
 
+    @inference
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """Decode z ~ N(0, I) (the prior) into ``n`` images."""
-        z = torch.randn(n, self.config.latent_dim, generator=self.noise_generator(seed)).to(self.device)
+    def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
+               truncation: float | None = None) -> torch.Tensor:
+        """Decode z ~ N(0, I) (the prior; truncated to [−τ, τ] with ``truncation`` τ) into ``n`` images."""
+        self.refuse_labels(labels)
+        z = truncated_normal((n, self.config.latent_dim), truncation, self.noise_generator(seed)).to(self.device)
         return self.decode(z)
 
     # ----- the objective -----

@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
-
-from torch import nn
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
+def eval_mode(*modules: Any) -> Iterator[None]:
     """Put ``modules`` in eval mode (batch norm uses running statistics, dropout is off) for the
-    block, then give each back the mode it had, also when the block raises."""
-    was_training = [module.training for module in modules]
-    for module in modules:
+    block, then give each back the mode it had, also when the block raises. Objects without a
+    train/eval mode (a duck-typed model in a test, a plain function) are left as they are."""
+    switched = [(module, module.training) for module in modules if isinstance(getattr(module, "training", None), bool)]
+    for module, _ in switched:
         module.eval()
     try:
         yield
     finally:
-        for module, training in zip(modules, was_training):
+        for module, training in switched:
             module.train(training)

@@ -43,6 +43,7 @@ from scipy import ndimage
 
 from genlab.errors import ConfigError
 from genlab.io.images import concat_images, make_grid
+from genlab.nn.modes import eval_mode
 from genlab.tools.inversion import project
 
 Method = Literal["auto", "mean", "nearest", "vae-iterative", "vae-optimize", "gan"]
@@ -228,17 +229,11 @@ def vae_iterative(model: Any, images: torch.Tensor, mask: torch.Tensor, steps: i
 
     images, mask = check_inputs(images, mask)
     device = getattr(model, "device", images.device)
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
+    with eval_mode(model):
         known, keep = images.to(device), mask.to(device)
         x = fill_nearest(images, mask).to(device)
         for _ in tqdm(range(steps), desc="vae-iterative", unit="step", disable=not progress, leave=False):
             x = torch.where(keep > 0.5, known, model.decode(model.encode(x)).float())
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
     return x.to(images.device)
 
 

@@ -7,6 +7,7 @@ import torch
 
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel
+from genlab.nn.modes import eval_mode
 from genlab.tools.inversion import decode, invert
 
 
@@ -72,9 +73,5 @@ def morph(model: GenerativeModel, image_from: torch.Tensor, image_to: torch.Tens
     with torch.enable_grad():  # the projector optimises codes
         codes = invert(model, torch.stack([image_from, image_to]), encoder=encoder, steps=projection_steps,
                        progress=progress)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return decode(model, interpolation_path(codes[0], codes[1], steps, method=method))
-    finally:
-        model.train(was_training)

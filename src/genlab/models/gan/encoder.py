@@ -29,7 +29,7 @@ from torch import nn
 
 from genlab.config import TrainConfig, check_positive, config_from_dict, config_to_dict
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModel, Phase, adam
+from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference
 from genlab.models.gan.model import GAN, GANConfig
 from genlab.models.judge import resolve_judge
 from genlab.nn import ConvEncoder
@@ -104,21 +104,24 @@ class GANEncoder(GenerativeModel):
         return self
 
     # ----- inversion -----
+    @inference
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """E(x): a code for each image in [0, 1] (N×C×H×W → N×latent_dim)."""
         return self.encoder(x.to(self.device))
 
+    @inference
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """G(z) in [0, 1] (eval mode, differentiable in z)."""
+        """G(z) in [0, 1] (eval mode; differentiable in z when z requires grad)."""
         return self.gan.generate(z, labels)
 
+    @inference
     def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(x), labels)
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+    def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
+               truncation: float | None = None) -> torch.Tensor:
         """Samples of the frozen GAN (E draws nothing of its own)."""
-        return self.gan.sample(n, seed=seed)
+        return self.gan.sample(n, seed=seed, labels=labels, truncation=truncation)
 
     # ----- the objective -----
     def judge(self) -> Any | None:

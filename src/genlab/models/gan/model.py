@@ -17,10 +17,11 @@ from torch import nn
 
 from genlab.config import TrainConfig, check_choice, check_positive
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModel, Phase, adam
+from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
 from genlab.models.gan.losses import GAN_LOSSES, gradient_penalty, r1_penalty
 from genlab.models.gan.nets import check_image_size, dcgan_discriminator, dcgan_generator, mlp_discriminator, mlp_generator
 from genlab.nn.diffaugment import diff_augment, parse_policy
+from genlab.nn.modes import eval_mode
 
 Architecture = Literal["auto", "dcgan", "mlp"]
 Loss = Literal["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
@@ -101,25 +102,6 @@ class GANConfig:
             raise ConfigError(f"diffaugment {self.diffaugment!r} augments images; it does not apply to point data, use ''")
 
 
-def truncated_normal(shape: tuple[int, ...], threshold: float | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """z ~ N(0, I) on the CPU; with a threshold τ, entries with |z| > τ are redrawn until none are.
-
-    The truncation trick (Brock et al. 2019, BigGAN §3.1): trades variety for fidelity. Redrawing
-    (not clamping) keeps the density of a normal truncated to [−τ, τ], with no mass piled up at ±τ.
-    """
-    if threshold is not None and not threshold > 0:
-        raise ConfigError(f"truncation must be > 0, got {threshold!r}")
-    z = torch.randn(shape, generator=generator)
-    if threshold is None:
-        return z
-    outside = z.abs() > threshold
-    while outside.any():
-        z[outside] = torch.randn(int(outside.sum()), generator=generator)
-        outside = z.abs() > threshold
-    return z
-
-
 @contextlib.contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
     """Turn off parameter gradients of ``module`` for a while (gradients still flow through it).
@@ -196,14 +178,16 @@ class GAN(GenerativeModel):
         return diff_augment(x, self.config.diffaugment) if self.config.diffaugment else x
 
     # ----- sampling -----
-    def generate(self, z: torch.Tensor, labels: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
-        """G(z) in [0, 1] (points as they are), differentiable in z. Runs G in its current mode:
-        call ``eval()`` first for inference (batch-norm running statistics)."""
+    @inference
+    def generate(self, z: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
+        """G(z) in [0, 1] (points as they are); differentiable in z when z requires grad (or in
+        training). Runs G in its current mode: call ``eval()`` first for inference (batch-norm
+        running statistics)."""
         z = z.to(self.device)
         return self.from_model_range(self.generator(z, self.resolve_labels(z.shape[0], labels)))
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Sequence[int] | torch.Tensor | None = None, seed: int | None = None,
+    def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
                truncation: float | None = None) -> torch.Tensor:
         """``n`` samples from G, as float in [0, 1], N×C×H×W (points N×D as they are).
 
@@ -213,12 +197,8 @@ class GAN(GenerativeModel):
         """
         labels = self.resolve_labels(n, labels)
         z = truncated_normal((n, self.config.latent_dim), truncation, self.noise_generator(seed))
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
+        with eval_mode(self.generator):
             return self.generate(z, labels)
-        finally:
-            self.generator.train(was_training)
 
     # ----- the objective: one function per training phase -----
     def _training_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:

@@ -25,11 +25,12 @@ import torch.nn.functional as F
 
 from genlab.config import TrainConfig, check_choice, check_positive
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.base import GenerativeModel, Phase, adam
+from genlab.models.base import GenerativeModel, Labels, Phase, adam
 from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
 from genlab.models.gan.model import frozen
 from genlab.models.judge import resolve_judge
 from genlab.models.sr.nets import SCALES, Discriminator, SRResNet, downsample, judge_feature_map, upsample_bicubic
+from genlab.nn.modes import eval_mode
 
 Variant = Literal["srresnet", "srgan"]
 
@@ -152,13 +153,9 @@ class SR(GenerativeModel):
         on the input's device. Runs G in eval mode, ``batch_size`` images at a time."""
         batch = self.check_low_res(low_res)
         check_positive("batch_size", batch_size)
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
+        with eval_mode(self.generator):
             outputs = [self.generator(chunk.to(self.device)).clamp_(0.0, 1.0).to(batch.device)
                        for chunk in batch.split(batch_size)]
-        finally:
-            self.generator.train(was_training)
         c, h, w = batch.shape[1:]
         out = torch.cat(outputs) if outputs else batch.new_empty(0, c, h * self.scale, w * self.scale)
         return out[0] if low_res.dim() == 3 else out
@@ -167,7 +164,8 @@ class SR(GenerativeModel):
         """High-res images → the low-res inputs training makes from them (box average, ``sr_nets.downsample``)."""
         return downsample(images, self.scale)
 
-    def sample(self, n: int, seed: int | None = None) -> torch.Tensor:
+    def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
+               truncation: float | None = None) -> torch.Tensor:
         raise ConfigError("a super-resolution model does not sample from noise: it upscales images you give it "
                           "(model.upscale(low_res) or `genlab upscale RUN --image small.png -o big.png`)")
 
