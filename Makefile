@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.genlab-installed
 BENCH_STAMP := $(VENV)/.genlab-bench-installed
 
-.PHONY: test demo bench install clean
+.PHONY: test lint demo bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff, configured in pyproject.toml ([tool.ruff]); zero findings is the bar.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
 
 demo: $(STAMP)
 	$(BIN)/genlab demo --out demo
