@@ -23,11 +23,33 @@ import resource
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPOSITORY = RESULTS_DIR.parent.parent
+
+
+def portable_paths(value: Any, *, repository: Path = REPOSITORY, temporary: str | None = None) -> Any:
+    """``value`` (nested dicts/lists/strings) with no machine's paths: a path inside the repository
+    becomes relative to it, a path inside the temporary folder becomes ``<work dir>/...`` without the
+    random folder name mkdtemp gave it, so records written on two machines differ only in numbers."""
+    temporary = temporary or tempfile.gettempdir()
+    if isinstance(value, dict):
+        return {key: portable_paths(item, repository=repository, temporary=temporary) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(item, repository=repository, temporary=temporary) for item in value]
+    if not isinstance(value, str) or not value.startswith("/"):
+        return value
+    path = Path(value)
+    if path.is_relative_to(repository):
+        return str(path.relative_to(repository))
+    if path.is_relative_to(temporary):
+        inside = path.relative_to(temporary).parts[1:]  # drop genlab-xyz-<random>
+        return str(Path("<work dir>", *inside))
+    return value
 
 
 # ----- machine and results -----
@@ -98,7 +120,7 @@ def write_results(name: str, results: dict[str, Any], markdown: str, *, machine:
     command = command_line()
     # Where it ran, relative to the repository (".": its root), so records hold no machine's paths.
     cwd = os.path.relpath(os.getcwd(), RESULTS_DIR.parent.parent)
-    payload = {"name": name, "command": command, "cwd": cwd, "machine": machine, "results": results}
+    payload = {"name": name, "command": command, "cwd": cwd, "machine": machine, "results": portable_paths(results)}
     json_path, md_path = directory / f"{name}.json", directory / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     md_path.write_text(markdown.rstrip() + markdown_footer(machine, command))
