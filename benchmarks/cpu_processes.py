@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for r in range(args.rounds):
             for name in harness.rotated(names, r):
-                rates[name].append(run_contender(name, args, work_dir, len(sum(rates.values(), []))))
+                rates[name].append(run_contender(name, args, work_dir, sum(len(done) for done in rates.values())))
                 print(f"  round {r + 1} · {name:45s} {rates[name][-1]:8.1f} images/s", flush=True)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -12,13 +12,13 @@ the plain loop trains that GAN's own ``.generator`` and ``.discriminator`` modul
 from __future__ import annotations
 
 import csv
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from benchmarks.vae_contenders import EpochTurns
 from genlab.data import Dataset, dataset_info, load_dataset
 from genlab.models.gan.model import GAN, GANConfig
 
@@ -83,33 +83,16 @@ def train_with_genlab(*, turn: Any, data: str, image_size: int, train_subset: in
 
     dataset = load_training_set(data, image_size, train_subset)  # with its labels, as a user would pass it
     model = initial_gan(dataset.image_shape, seed)
-    steps_per_epoch = len(dataset) // batch_size  # genlab drops the last incomplete batch
-    counter = {"steps": 0}
-
-    def hooked(loss):
-        # One Python call and an integer test per step: the only thing added to genlab's loop.
-        # Hooked on D's phase, which runs once per step (d_steps=1) and draws the step's batch.
-        def loss_with_epoch_boundary(x, labels=None):
-            if counter["steps"] and counter["steps"] % steps_per_epoch == 0:
-                turn.boundary()
-            counter["steps"] += 1
-            turn.add_images(x.shape[0])
-            return loss(x, labels)
-        return loss_with_epoch_boundary
-
-    phases = model.training_phases()
-    assert phases[0].name == "D" and phases[0].repeats == 1, "expected one D phase per step"
-    phases = [dataclasses.replace(phases[0], loss=hooked(phases[0].loss)), *phases[1:]]
-    model.training_phases = lambda: phases  # the instance keeps GAN's phases, with the hook around D's loss
+    turns = EpochTurns(turn)
     # lr is unused by GAN (it has lr_g / lr_d); num_sample_images stays at its default (64): the
     # fixed-noise grid and the diversity alarm after every epoch are what a genlab user gets.
     config = genlab.TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, out_dir=out_dir, device="cpu",
                                 progress=False, tensorboard=False, **(train_options or {}))
     turn.begin()
-    genlab.train(model, dataset, config)
+    genlab.train(model, dataset, config, callbacks=[turns])
     turn.end()
     files = sorted(str(p.relative_to(out_dir)) for p in Path(out_dir).rglob("*") if p.is_file())
-    turn.finish({"steps": counter["steps"], "files_written": files, "num_sample_images": config.num_sample_images,
+    turn.finish({"steps": turns.steps, "files_written": files, "num_sample_images": config.num_sample_images,
                  "log_every": config.log_every, "genlab_version": _version("genlab"), "train_config": config_to_dict(config),
                  "optimizers": {name: {"class": type(opt).__name__, "fused": bool(opt.defaults.get("fused"))}
                                 for name, opt in model.make_optimizers(config).items()},
@@ -176,7 +159,7 @@ def train_with_plain_pytorch(*, turn: Any, data: str, image_size: int, train_sub
                       f"D(x): {D_x:.4f} D(G(z)): {D_G_z1:.4f} / {D_G_z2:.4f}", flush=True)
             turn.add_images(b)
         epoch_means.append(dict(zip(("D/loss", "G/loss", "D/real_prob", "D/fake_prob", "G/fake_prob"),
-                                    (sums / len(loader)).tolist())))
+                                    (sums / len(loader)).tolist(), strict=True)))
     turn.end()
     turn.finish({"steps": epochs * len(loader), "epoch_means": epoch_means, "last_epoch_means": epoch_means[-1]})
 

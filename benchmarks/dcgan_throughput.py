@@ -101,7 +101,7 @@ def train_all(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         "plain PyTorch": (dcgan_contenders.train_with_plain_pytorch, common),
     }
     workers = {name: targets[name] for name in CONTENDERS if name in args.only}
-    turns = {name: 0 for name in workers}
+    turns = dict.fromkeys(workers, 0)
 
     def report(name: str, images: int, seconds: float) -> None:
         turns[name] += 1

@@ -25,8 +25,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPOSITORY = RESULTS_DIR.parent.parent
@@ -105,10 +106,8 @@ def command_line() -> str:
     """The command that produced the results, as it would be typed from the repository root."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name:
-        argv = ["python", "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]]
-    else:
-        argv = ["python", *sys.argv]
+    argv = (["python", "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]] if spec is not None and spec.name
+            else ["python", *sys.argv])
     return shlex.join(argv)
 
 
@@ -298,9 +297,9 @@ class Turn:
 def _worker_main(target: Callable[..., dict[str, Any]], kwargs: dict[str, Any], connection: Any,
                  log_path: str | None) -> None:
     if log_path:  # keep the libraries' own progress bars and logs out of the benchmark's output
-        handle = open(log_path, "w")
-        os.dup2(handle.fileno(), 1)
-        os.dup2(handle.fileno(), 2)
+        with open(log_path, "w") as handle:  # descriptors 1 and 2 become copies that outlive `handle`
+            os.dup2(handle.fileno(), 1)
+            os.dup2(handle.fileno(), 2)
     turn = Turn(connection)
     try:
         target(turn=turn, **kwargs)
@@ -354,7 +353,7 @@ def run_interleaved_workers(workers: dict[str, tuple[Callable[..., dict[str, Any
                     active.remove(name)
             round_index += 1
     finally:
-        for name, process in processes.items():
+        for process in processes.values():
             process.join(timeout=60)
             if process.is_alive():
                 process.terminate()

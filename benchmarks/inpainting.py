@@ -120,12 +120,12 @@ def draw(picture: dict[str, Any], methods: list[str], path: str) -> Path:
     """One block per mask (labelled), each a grid: columns = images; rows = masked input, each method, original."""
     import torch
 
-    from genlab.io.images import concat_images, label_rows, make_grid, save_image
+    from genlab.io.grids import concat_images, label_rows, make_grid, save_image
     from genlab.tools.inpainting import show_holes
 
     blocks = []
     names = ["masked", *methods, "original"]
-    for kind, rows in picture.items():
+    for rows in picture.values():
         stack = [show_holes(rows["masked"], rows["mask"])]
         stack += [rows[m].expand(-1, 3, -1, -1) for m in methods] + [rows["original"].expand(-1, 3, -1, -1)]
         grid = make_grid(torch.cat(stack), nrow=len(rows["masked"]))
@@ -164,7 +164,7 @@ def markdown_report(settings: dict[str, Any], results: dict[str, Any], machine: 
         for method in methods:
             cells = [fmt.format(results["masks"][k]["methods"][method][key]) for k in masks]
             best = _best(results, k_list=masks, method=method, key=key, methods=methods)
-            cells = [f"**{c}**" if b else c for c, b in zip(cells, best)]
+            cells = [f"**{c}**" if b else c for c, b in zip(cells, best, strict=True)]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "Bold: the best method for that mask. Best per metric, counted over the masks: " + "; ".join(
         f"{label} {_winners(results, masks, methods, key)}" for key, label in
@@ -186,7 +186,8 @@ def markdown_report(settings: dict[str, Any], results: dict[str, Any], machine: 
 def _winners(results: dict[str, Any], masks: list[str], methods: list[str], key: str) -> str:
     counts: dict[str, int] = {}
     for k in masks:
-        for method, best in zip(methods, [_best(results, k_list=[k], method=m, key=key, methods=methods)[0] for m in methods]):
+        for method, best in zip(methods, [_best(results, k_list=[k], method=m, key=key, methods=methods)[0] for m in methods],
+                                strict=True):
             if best:
                 counts[method] = counts.get(method, 0) + 1
     return ", ".join(f"{method} ({count}/{len(masks)})" for method, count in sorted(counts.items(), key=lambda kv: -kv[1]))

@@ -36,6 +36,7 @@ and DIR/edits.png (the VAE's sneaker → ankle boot edits).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from pathlib import Path
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     edits, edit_pictures = {}, {}
     for name, model, options in (("VAE", vae, {}),
                                  ("GAN", gan, {"encoder": encoder, "steps": 0})):
-        (direction, seconds) = timed(lambda: label_direction(model, train, source, target, max_per_class=500, **options))
+        (direction, seconds) = timed(functools.partial(label_direction, model, train, source, target, max_per_class=500, **options))
         codes_options = {} if name == "VAE" else {"encoder": encoder, "steps": args.steps}
         with torch.enable_grad():
             from genlab.tools.inversion import invert
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
                        "num_images": len(held_out), "rows": measured}
         edit_pictures[name] = edit(model, codes[:8], direction, STRENGTHS)
         print(f"edit {name}: " + ", ".join(f"{r['strength']:g}: {r['flip_rate']:.2f}" for r in measured), flush=True)
-    results = {"settings": {k: v for k, v in vars(args).items()}, "reconstruction": rows, "edits": edits,
+    results = {"settings": dict(vars(args)), "reconstruction": rows, "edits": edits,
                "strengths": list(STRENGTHS)}
     return results, {"reconstructions": outputs, "edits": edit_pictures}
 
@@ -167,9 +168,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| method | PSNR (dB) | median PSNR | SSIM | judge class kept | seconds / image |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in results["reconstruction"]:
-        lines.append(f"| {r['method']} | {r['psnr_db']:.2f} | {r['psnr_db_median']:.2f} | {r['ssim']:.3f} | "
-                     f"{r['judge_class_kept']:.2f} | {r['seconds_per_image']:.4f} |")
+    lines.extend(f"| {r['method']} | {r['psnr_db']:.2f} | {r['psnr_db_median']:.2f} | {r['ssim']:.3f} | "
+                 f"{r['judge_class_kept']:.2f} | {r['seconds_per_image']:.4f} |" for r in results["reconstruction"])
     for name, entry in results["edits"].items():
         lines += [
             "",
@@ -191,7 +191,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_pictures(pictures: dict[str, Any], directory: str) -> None:
     import genlab
-    from genlab.io.images import save_image
+    from genlab.io.grids import save_image
     from genlab.tools.editing import edit_grid, labelled_columns
 
     outputs = pictures["reconstructions"]

@@ -6,7 +6,7 @@
         --variants "fp32 NCHW" "fp32 channels-last (default)" "bf16 autocast, channels-last" "fp16 autocast, channels-last"
                                                          # the GPU figures (VAE and DCGAN-64, bf16/fp16)
 
-Every variant runs genlab's own training step (``genlab.training.loop._run_phases``: batch drawn by
+Every variant runs genlab's own training step (``genlab.training.loop.run_step``: batch drawn by
 indexing the in-memory uint8 data, every phase's forward/backward/optimizer step, metrics summed
 on the device) on the default network, from the same initial weights. Variants take turns in
 rotating order, ``--steps`` steps per turn, so background load hits all alike; the table gives the
@@ -23,14 +23,15 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from benchmarks import harness
-from genlab.training.distributed import SINGLE
-from genlab.training.loop import BatchSampler, Precision, _compile_children, _run_phases
-from genlab.training.monitor import RunningMeans
+from genlab.training.loop import StepParts, compile_children, run_step
+from genlab.training.precision import Precision
+from genlab.training.sampler import BatchSampler
 
 VARIANTS = {  # name → (channels_last, precision, compile)
     "fp32 NCHW": (False, "fp32", False),
@@ -98,21 +99,17 @@ def make_stepper(model_name: str, variant: str, batch_size: int, steps: int,
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     model.to(device=where, memory_format=memory_format).train()
     optimizers = model.make_optimizers(TrainConfig())
-    phases = model.training_phases()
-    parameters = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
-    sampler = BatchSampler(len(images), batch_size, 0, where)
-    precision = Precision(precision_name, where)
+    parts = StepParts(model.training_phases(), optimizers, BatchSampler(len(images), batch_size, 0, where), images, None,
+                      Precision(precision_name, where), memory_format)
     if compile_:
-        _compile_children(model)
-    running = RunningMeans()
+        compile_children(model)
     state = {"step": 0}
 
     def run(n: int = steps) -> int:
         for _ in range(n):
-            _run_phases(phases, state["step"], optimizers, parameters, sampler, images, None, precision, memory_format,
-                        running, SINGLE)
+            run_step(parts, state["step"])
             state["step"] += 1
-        running.clear()
+        parts.running.clear()
         if where.type == "cuda":
             torch.cuda.synchronize(where)  # the turn ends when the GPU has done the work
         return n * batch_size
@@ -136,7 +133,7 @@ def markdown_report(args: argparse.Namespace, results: dict[str, Any], machine: 
         ranges = ", ".join(f"{v}: {t['min_images_per_s']:.0f}–{t['max_images_per_s']:.0f}" for v, t in entry["throughput"].items())
         lines += ["", f"Ranges over the turns: {ranges}.", ""]
     lines += [
-        f"Each variant: genlab's training step (`_run_phases`) on the default network from the same initial weights, "
+        f"Each variant: genlab's training step (`run_step`) on the default network from the same initial weights, "
         f"{args.steps} steps per turn, {args.rounds} timed turns in rotating order after one untimed; images/s is the median "
         f"turn. `first step` includes one-time work: for `compile`, torch.compile's compilation of every sub-network "
         f"({'with the on-disk cache of earlier runs' if args.warm_cache else 'cold: a fresh inductor cache'}).",

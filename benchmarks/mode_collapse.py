@@ -122,8 +122,8 @@ def run_once(toy: str, recipe: Recipe, seed: int, steps_factor: float = 1.0) -> 
     with tempfile.TemporaryDirectory(prefix="mode_collapse_") as out_dir:
         config = genlab.TrainConfig(
             epochs=10**6, max_steps=steps, batch_size=recipe.batch_size, seed=seed, out_dir=out_dir,
-            ema_decay=recipe.ema_decay, lr_schedule=recipe.lr_schedule, lr_decay_start=recipe.lr_decay_start, device="cpu", progress=False, tensorboard=False, num_sample_images=0,
-            log_every=steps,
+            ema_decay=recipe.ema_decay, lr_schedule=recipe.lr_schedule, lr_decay_start=recipe.lr_decay_start, device="cpu",
+            progress=False, tensorboard=False, num_sample_images=0, log_every=steps,
         )
         started = time.perf_counter()
         genlab.train(model, train, config)
@@ -211,7 +211,8 @@ def markdown_report(args: argparse.Namespace, summaries: dict[str, dict[str, Any
         "constant; ring8 seed 0, 3,000 steps); PacGAN-sized widths G 400 / D 200 (ring8 seed 0: 85.8 / 91.2 / 94.4 "
         "after 3,000 / 6,000 / 9,000 steps; grid25 seed 1: 52.2 after 5,000); on grid25 seed 1 at 5,000 steps "
         "(68.7 with the recipe, 82.2 after 10,000): no EMA 37.8 (22 modes), EMA 0.999 51.2 (24 modes), "
-        "R1 γ = 0.01 67.0 (24 modes). Top-k G updates (Sinha et al. 2020, k = max(0.999^t, ν)·B; ring8 seed 0, 3,000 steps): ν = 0.5 84.5, ν = 0.75 86.5, against 92.4 without, so it was not kept. "
+        "R1 γ = 0.01 67.0 (24 modes). Top-k G updates (Sinha et al. 2020, k = max(0.999^t, ν)·B; ring8 seed 0, 3,000 steps): "
+        "ν = 0.5 84.5, ν = 0.75 86.5, against 92.4 without, so it was not kept. "
         "`--steps-factor` trains longer: ring8 seed 0 after 12,000 steps (4×) scored 97.0.",
         "- seconds / run: wall clock of `genlab.train` (with its per-epoch checkpoints), CPU, "
         f"{args.threads} torch thread(s) per run, {args.jobs} run(s) at a time on a possibly shared machine.",
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {
         "settings": vars(args),
         "recipes": {name: dataclasses.asdict(RECIPES[name]) for name in args.only},
-        "published": [dict(zip(("toy", "method", "source", "modes", "high_quality_percent", "reverse_kl"), row))
+        "published": [dict(zip(("toy", "method", "source", "modes", "high_quality_percent", "reverse_kl"), row, strict=True))
                       for row in PUBLISHED],
         "summaries": summaries,
         "runs": all_runs,

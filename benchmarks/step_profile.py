@@ -3,7 +3,7 @@
     python -m benchmarks.step_profile                 # VAE 28×28 and DCGAN-32, batch 128, 1 thread
     python -m benchmarks.step_profile --quick         # smoke run
 
-For each model, genlab's own training step (``_run_phases`` with the TrainConfig defaults:
+For each model, genlab's own training step (``run_step`` with the TrainConfig defaults:
 fp32, channels-last, fused Adam; the step of ``benchmarks.loop_options``) runs ``--steps`` times
 under ``torch.profiler``, and every operator's *self* time is put in one class:
 

@@ -164,7 +164,7 @@ def tiling_check(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> d
     """A low-res mosaic of 64 test images (8×8: 56×56 pixels at ×4), upscaled whole and in 32- and 48-pixel
     tiles (default overlap): how far the tiles stray from the whole-image pass."""
     import genlab
-    from genlab.io.images import make_grid
+    from genlab.io.grids import make_grid
     from genlab.models.sr.nets import downsample
     from genlab.tools.upscale import upscale_image
 
@@ -188,7 +188,7 @@ def tiling_check(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> d
 def write_picture(args: argparse.Namespace, functions: dict[str, Any]) -> str:
     """Rows: low-res (nearest-neighbour enlarged), bicubic, SRResNet, SRGAN, original; one test image of each class."""
     import genlab
-    from genlab.io.images import concat_images, make_grid, save_image
+    from genlab.io.grids import concat_images, make_grid, save_image
     from genlab.models.sr.nets import downsample
 
     test = genlab.load_dataset("fashion-mnist", split="test")
@@ -228,7 +228,8 @@ def markdown_report(settings: dict[str, Any], runs: dict[str, dict[str, Any]], s
         seconds = f"{info['train_seconds']:.0f}" if "train_seconds" in info else "—"
         if info.get("init_from") and "SRResNet" in runs and "train_seconds" in runs["SRResNet"]:
             seconds += f" (+ {runs['SRResNet']['train_seconds']:.0f} of the SRResNet it starts from)"
-        lines.append(f"| {name} | {s['psnr_db']:.2f} | {s['ssim']:.4f} | {s['fid_judge']:.1f} | {s['sharpness']:.3f} | {steps} | {seconds} |")
+        lines.append(f"| {name} | {s['psnr_db']:.2f} | {s['ssim']:.4f} | {s['fid_judge']:.1f} | {s['sharpness']:.3f} | {steps} | "
+                     f"{seconds} |")
     nearest = scores["low-res (nearest)"]["fid_judge"]
     lines += ["", f"FID of the low-res inputs enlarged by pixel repetition, for scale: {nearest:.1f}. The originals have "
               "sharpness 1 and FID 0 by definition."]
@@ -237,7 +238,8 @@ def markdown_report(settings: dict[str, Any], runs: dict[str, dict[str, Any]], s
                   "10⁶ SRResNet + 10⁵ SRGAN updates on ImageNet; the figures as given in issue 5):", "",
                   "| | bicubic | SRResNet | SRGAN |", "|---|---:|---:|---:|",
                   "| Set5 PSNR (dB), paper | " + " | ".join(f"{PAPER_SET5_X4[m]:.2f}" for m in METHODS) + " |",
-                  "| gain over bicubic (dB), paper | 0 | " + " | ".join(f"{PAPER_SET5_X4[m] - PAPER_SET5_X4['bicubic']:+.2f}" for m in METHODS[1:]) + " |"]
+                  "| gain over bicubic (dB), paper | 0 | "
+                  + " | ".join(f"{PAPER_SET5_X4[m] - PAPER_SET5_X4['bicubic']:+.2f}" for m in METHODS[1:]) + " |"]
         ours = [f"{scores[m]['psnr_db'] - scores['bicubic']['psnr_db']:+.2f}" if m in scores else "—" for m in METHODS[1:]]
         lines.append("| gain over bicubic (dB), here | 0 | " + " | ".join(ours) + " |")
     lines += ["", "## Targets", ""]

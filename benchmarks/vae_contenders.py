@@ -12,7 +12,6 @@ and each saves its trained weights in genlab's ``VAE`` key layout, so one piece 
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from safetensors.torch import save_file
 from genlab.config import config_to_dict
 from genlab.data import load_dataset
 from genlab.models.vae import VAE, VAEConfig
+from genlab.training import Callback, TrainingRun
 
 
 def _train_images(train_subset: int | None) -> torch.Tensor:
@@ -46,6 +46,23 @@ def _save_weights(state: dict[str, torch.Tensor], path: str) -> None:
 
 
 # ----- genlab: the library's own loop -----
+class EpochTurns(Callback):
+    """genlab's side of the turn-taking: at every epoch's end but the last (after its sample grid, before its
+    checkpoint) count the epoch's images and hand the CPU back. All a benchmark adds to genlab's loop, and
+    nothing per step; the dcgan contenders use it too."""
+
+    def __init__(self, turn: Any) -> None:
+        self.turn, self.steps = turn, 0
+
+    def on_epoch_end(self, run: TrainingRun) -> None:
+        self.turn.add_images(run.sampler.batches_per_epoch * run.sampler.batch_size)
+        if run.sampler.epoch < run.config.epochs:
+            self.turn.boundary()
+
+    def on_train_end(self, run: TrainingRun) -> None:
+        self.steps = run.step
+
+
 def _stand_in_for_missing_report_module() -> bool:
     """genlab.train ends by plotting loss.png via ``genlab.io.plots.plot_metrics``; in trees where that
     module does not exist yet the import fails after training has finished. Then register a stand-in
@@ -79,30 +96,16 @@ def train_with_genlab(*, turn: Any, epochs: int, batch_size: int, lr: float, see
     if train_subset:
         dataset = dataset.subset(slice(0, train_subset))
     model = _initial_vae(seed)
-    steps_per_epoch = len(dataset) // batch_size  # genlab drops the last incomplete batch
-    counter = {"steps": 0}
-
-    def hooked(loss):
-        # One Python call and an integer test per step: the only thing added to genlab's loop.
-        def loss_with_epoch_boundary(x, labels=None):
-            if counter["steps"] and counter["steps"] % steps_per_epoch == 0:
-                turn.boundary()
-            counter["steps"] += 1
-            turn.add_images(x.shape[0])
-            return loss(x, labels)
-        return loss_with_epoch_boundary
-
+    turns = EpochTurns(turn)
     missing_report = _stand_in_for_missing_report_module()
-    phases = [dataclasses.replace(phase, loss=hooked(phase.loss)) for phase in model.training_phases()]
-    model.training_phases = lambda: phases  # the instance keeps VAE's phases, with the hook around the loss
     config = genlab.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, out_dir=out_dir, device="cpu",
                                 progress=False, tensorboard=False, num_sample_images=0, **(train_options or {}))
     turn.begin()
-    genlab.train(model, dataset, config)
+    genlab.train(model, dataset, config, callbacks=[turns])
     turn.end()
     _save_weights(model.state_dict(), weights_path)
     checkpoint_files = sorted(str(p.relative_to(out_dir)) for p in Path(out_dir).rglob("*") if p.is_file())
-    turn.finish({"steps": counter["steps"], "files_written": checkpoint_files, "weights": weights_path,
+    turn.finish({"steps": turns.steps, "files_written": checkpoint_files, "weights": weights_path,
                  "genlab_version": _version("genlab"), "train_config": config_to_dict(config),
                  "loss_plot_skipped_genlab_report_missing": missing_report})
 

@@ -62,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-subset", type=int, default=None, help="train on the first N images only (default: all 60,000)")
-    parser.add_argument("--test-subset", type=int, default=None, help="score the ELBO on the first N test images only (default: all 10,000)")
+    parser.add_argument("--test-subset", type=int, default=None,
+                        help="score the ELBO on the first N test images only (default: all 10,000)")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), help="contenders to run")
     parser.add_argument("--genlab-option", action="append", default=[], metavar="KEY=VALUE", type=harness.parse_option,
                         help="a TrainConfig option for genlab's run, e.g. channels_last=false (default: TrainConfig's defaults)")
@@ -99,7 +100,7 @@ def train_all(args: argparse.Namespace, work_dir: Path, repetition: int) -> dict
                    {**common, "out_dir": str(run_dir / "pythae"), "weights_path": str(run_dir / "pythae.safetensors")}),
     }
     workers = {name: targets[name] for name in CONTENDERS if name in args.only}
-    turns = {name: 0 for name in workers}
+    turns = dict.fromkeys(workers, 0)
 
     def report(name: str, images: int, seconds: float) -> None:
         turns[name] += 1
@@ -149,7 +150,8 @@ def markdown_report(args: argparse.Namespace, throughput: dict[str, Any], result
         f"Contenders took turns epoch by epoch in separate processes ({args.rounds} run(s) each); "
         f"images/s = median over the per-epoch turns.",
         "",
-        f"| contender | images/s | genlab speed-up (genlab ÷ this) | test ELBO (nats) | IWAE-{k} (nats) | bits/dim (IWAE) | seconds | peak RSS (MiB) |",
+        f"| contender | images/s | genlab speed-up (genlab ÷ this) | test ELBO (nats) | IWAE-{k} (nats) | bits/dim (IWAE) | seconds | "
+        "peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in throughput:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import multiprocessing
 import os
@@ -129,10 +130,8 @@ def _train_pythae(train: Any, budget: float, seed: int, out_dir: str) -> dict[st
 
     started = clock["start"] = time.perf_counter()
     pipeline = TrainingPipeline(model=model, training_config=config)
-    try:
+    with contextlib.suppress(BudgetSpent):
         pipeline(train_data=train.images.float() / 255.0, eval_data=None, callbacks=[Budget()])
-    except BudgetSpent:
-        pass
     seconds = time.perf_counter() - started
     # pythae key "encoder.encoder.net.0.weight" → genlab key "encoder.net.0.weight", etc.
     state = {k.split(".", 1)[1]: v.detach().contiguous() for k, v in pipeline.trainer.model.state_dict().items()}

@@ -1,7 +1,29 @@
+import os
+
 import pytest
 import torch
 
 from genlab.data.dataset import Dataset
+
+# Environment variables that choose which CPU kernels compute the numbers: MKL (LAPACK/BLAS: eigh, qr, matmul),
+# ATen's vectorized kernels (sums, elementwise maths, even torch.randn's float32 values) and oneDNN (convolutions).
+KERNEL_ENV = ("MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS")
+
+
+def kernels_in_use() -> str:
+    chosen = " ".join(f"{name}={os.environ[name]}" for name in KERNEL_ENV if name in os.environ) or "none"
+    return (f"torch {torch.__version__}: CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"{torch.get_num_threads()} threads; kernel env: {chosen}")
+
+
+def pytest_report_header(config) -> list[str]:
+    """Which kernels this run uses: results that differ between CPUs can then be traced to the machine."""
+    return [kernels_in_use()]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if config.get_verbosity() < 0:  # -q (as `make test` runs) hides the header: say it at the end instead
+        terminalreporter.write_line(kernels_in_use())
 
 
 def make_blobs(n: int = 96, size: int = 16, channels: int = 1, seed: int = 0) -> Dataset:

@@ -211,5 +211,5 @@ def test_a_clean_fake_house_passes_and_relative_imports_resolve(tmp_path):
 
 
 def test_a_module_in_no_layer_is_named():
-    with pytest.raises(KeyError, match="genlab.webui.app: in no layer"):
+    with pytest.raises(KeyError, match=r"genlab\.webui\.app: in no layer"):
         layer("genlab.webui.app")

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds `benchmarks`
 
-from benchmarks.step_profile import CLASSES, classify  # noqa: E402
+from benchmarks.step_profile import CLASSES, classify
 
 HEAVY, ELEMENTWISE, OPTIMIZER, MEMORY, OTHER = CLASSES
 

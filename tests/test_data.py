@@ -60,7 +60,7 @@ def test_idx_layout_is_big_endian_with_magic(tmp_path):
 def test_idx_wrong_magic(tmp_path, head):
     path = tmp_path / "bad-magic.idx"
     path.write_bytes(head + b"\x00\x00\x00\x01\x05")
-    with pytest.raises(DataError, match="bad-magic.idx.*not an IDX file"):
+    with pytest.raises(DataError, match=r"bad-magic\.idx.*not an IDX file"):
         read_idx(path)
 
 
@@ -74,10 +74,10 @@ def test_idx_truncated_names_file_and_byte_counts(tmp_path, suffix):
 
 
 def test_idx_errors(tmp_path):
-    with pytest.raises(DataError, match="missing.idx.*not found"):
+    with pytest.raises(DataError, match=r"missing\.idx.*not found"):
         read_idx(tmp_path / "missing.idx")
     (tmp_path / "broken.idx.gz").write_bytes(b"not gzip at all")
-    with pytest.raises(DataError, match="broken.idx.gz"):
+    with pytest.raises(DataError, match=r"broken\.idx\.gz"):
         read_idx(tmp_path / "broken.idx.gz")
     with pytest.raises(DataError, match="int64"):
         write_idx(tmp_path / "a.idx", np.zeros(3, dtype=np.int64))
@@ -131,7 +131,7 @@ def test_mixed_sizes_need_image_size(tmp_path):
 def test_corrupt_image_is_named(tmp_path):
     save(tmp_path / "good.png", np.zeros((4, 4), np.uint8), "L")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    with pytest.raises(DataError, match="corrupt.png"):
+    with pytest.raises(DataError, match=r"corrupt\.png"):
         load_dataset(tmp_path)
 
 
@@ -152,7 +152,7 @@ NCHW = np.random.default_rng(1).integers(0, 256, (4, 3, 5, 6), dtype=np.uint8)
 
 
 @pytest.mark.parametrize(
-    "stored, expected",
+    ("stored", "expected"),
     [
         (NCHW[:, 0], NCHW[:, :1]),  # N×H×W
         (NCHW[:, :1].transpose(0, 2, 3, 1), NCHW[:, :1]),  # N×H×W×1
@@ -196,7 +196,7 @@ def test_npz_errors(tmp_path):
         with pytest.raises(DataError, match=rf"{name}\.npz"):
             load_dataset(tmp_path / f"{name}.npz")
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(DataError, match="junk.npz"):
+    with pytest.raises(DataError, match=r"junk\.npz"):
         load_dataset(tmp_path / "junk.npz")
 
 
@@ -247,12 +247,12 @@ def test_cifar10_errors(tmp_path):
     with pytest.raises(DataError, match=r"bad\.tar\.gz.*missing data_batch_1\.bin"):
         load_cifar10(archive, "train")
     (tmp_path / "junk.tar.gz").write_bytes(b"junk")
-    with pytest.raises(DataError, match="junk.tar.gz"):
+    with pytest.raises(DataError, match=r"junk\.tar\.gz"):
         load_cifar10(tmp_path / "junk.tar.gz", "test")
 
 
 def test_cifar10_by_name_from_genlab_data(tmp_path, monkeypatch):
-    data, pixels = cifar_records([7, 0], seed=5)
+    data, _ = cifar_records([7, 0], seed=5)
     (tmp_path / "data" / "cifar10").mkdir(parents=True)
     cifar_archive(tmp_path / "data" / "cifar10" / "cifar-10-binary.tar.gz", {"test_batch.bin": data})
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "data"))
@@ -271,7 +271,7 @@ def load_script():
     return module
 
 
-@pytest.mark.parametrize("split, per_class", [("train", 600), ("test", 100)])
+@pytest.mark.parametrize(("split", "per_class"), [("train", 600), ("test", 100)])
 def test_fashion_mnist_mini_is_balanced(split, per_class):
     dataset = load_dataset("fashion-mnist-mini", split=split)
     assert dataset.name == "fashion-mnist-mini"
@@ -308,7 +308,7 @@ def test_unknown_name_lists_choices():
 
 
 def test_bad_split_and_image_size():
-    with pytest.raises(DataError, match="no split 'valid'.*train, test"):
+    with pytest.raises(DataError, match=r"no split 'valid'.*train, test"):
         load_dataset("fashion-mnist-mini", split="valid")
     with pytest.raises(DataError, match="image_size"):
         load_dataset("fashion-mnist-mini", image_size=0)

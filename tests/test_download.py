@@ -68,7 +68,7 @@ def test_checksum_mismatch_leaves_nothing(server, tmp_path):
     root, base = server
     (root / "blob.bin").write_bytes(b"tampered")
     cache = tmp_path / "cache"
-    with pytest.raises(DataError, match="blob.bin: SHA-256 mismatch, expected 0000.*got"):
+    with pytest.raises(DataError, match=r"blob\.bin: SHA-256 mismatch, expected 0000.*got"):
         download(f"{base}/blob.bin", cache / "genlab" / "x" / "blob.bin", "0" * 64)
     assert files_under(cache) == []  # not the file, not a temp file, not the folders made for it
     (cache / "genlab").mkdir(parents=True)
@@ -80,7 +80,7 @@ def test_checksum_mismatch_leaves_nothing(server, tmp_path):
 def test_http_error_and_server_down(server, tmp_path):
     _, base = server
     dest = tmp_path / "cache" / "f.bin"
-    with pytest.raises(DataError, match="missing.bin: download failed.*404"):
+    with pytest.raises(DataError, match=r"missing\.bin: download failed.*404"):
         download(f"{base}/missing.bin", dest, "0" * 64)
     url = f"http://127.0.0.1:{closed_port()}/f.bin"
     with pytest.raises(DataError, match=f"{url}: download failed"):
@@ -120,7 +120,7 @@ def test_load_mnist_end_to_end_through_mirrors(server, tmp_path, monkeypatch):
 
     monkeypatch.setenv("GENLAB_MIRROR", dead)  # from now on only the cache can answer
     assert load_dataset("mnist", download=False).labels.tolist() == [3, 1, 4, 1, 5]
-    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz not found"):
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz not found"):
         load_dataset("mnist", split="test", download=False)
 
 

@@ -1,6 +1,7 @@
 """genlab.evaluate / evaluate_images / compare end to end, on tiny models, tiny data and a small judge."""
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ from PIL import Image
 import genlab
 from genlab.errors import ConfigError, DataError
 from genlab.evaluation.api import METRICS, applicable_metrics, evaluate, evaluate_images, parse_metrics
-from genlab.reporting.comparison import _number, training_stability
+from genlab.reporting.comparison import _number
+from genlab.reporting.stability import training_stability
 
 DISTRIBUTION_KEYS = {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
                      "inception_score_mean", "inception_score_std", "classes_covered", "num_classes",
@@ -24,7 +26,8 @@ def mini():
     """(600 training images, 300 test images) of the bundled Fashion-MNIST subset, all classes."""
     train = genlab.load_dataset("fashion-mnist-mini", split="train")
     test = genlab.load_dataset("fashion-mnist-mini", split="test")
-    return train.subset(torch.arange(0, 6000, 10)), test.subset(torch.arange(0, 1000, 10).repeat(3) + torch.arange(3).repeat_interleave(100))
+    test_index = torch.arange(0, 1000, 10).repeat(3) + torch.arange(3).repeat_interleave(100)
+    return train.subset(torch.arange(0, 6000, 10)), test.subset(test_index)
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +88,21 @@ def test_evaluate_a_gan_has_no_likelihood_or_encoder_rows_and_is_reproducible(ru
     assert set(evaluate(runs["gan"][1], mini[1], num_samples=60, judge=judge, progress=False)) == GAN_KEYS
 
 
-def test_cas_trains_on_a_conditional_gans_labelled_samples(mini, tmp_path):
+def test_cas_runs_only_when_named_and_announces_its_cost_first(mini, judge, tmp_path, capsys):
     cgan = _train(genlab.GAN(genlab.GANConfig(latent_dim=8, g_width=8, d_width=8, num_classes=10)), mini[0], tmp_path / "cgan",
                   steps=10)
-    results = evaluate(cgan, mini[1], ["cas"], num_samples=60, progress=False)  # needs no judge
-    assert set(results) == {"cas", "num_samples", "num_real", "seconds"} and 0.0 <= results["cas"] <= 1.0
+    capsys.readouterr()
     # cas applies to this model but trains a classifier for minutes, so it runs only when named.
-    assert "cas" in applicable_metrics(cgan, mini[1])
-    assert "cas" not in evaluate(cgan, mini[1], num_samples=60, progress=False)
+    assert "cas" in applicable_metrics(cgan, mini[1]) and not METRICS["cas"].default
+    assert "cas" not in evaluate(cgan, mini[1], num_samples=60, judge=judge, progress=False)
+    assert "cas:" not in capsys.readouterr().err
+    results = evaluate(cgan, mini[1], "fid,cas", num_samples=60, judge=judge, progress=False)
+    assert {"cas", "fid"} <= set(results) and 0.0 <= results["cas"] <= 1.0
+    # One line on stderr before training: the work (60 samples: 10 epochs of one 60-image step) and the time.
+    announced = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cas:")]
+    assert len(announced) == 1, announced
+    assert re.fullmatch(r"cas: trains a judge on 60 samples for 10 epochs \(10 steps of 60 images\), about \d+ (s|min) "
+                        r"on this machine \(from 2 timed steps\), then scores it on 300 real images", announced[0])
 
 
 def test_fid_of_real_data_against_itself_is_zero_and_noise_is_far(mini, judge):
@@ -109,7 +119,7 @@ def test_fid_of_real_data_against_itself_is_zero_and_noise_is_far(mini, judge):
 
 def test_metric_names_and_applicability_errors(runs, mini, judge):
     assert parse_metrics(" fid, kid ,fid") == ["fid", "kid"]
-    with pytest.raises(ConfigError, match="unknown metric.*'fdi'.*expected some of fid"):
+    with pytest.raises(ConfigError, match=r"unknown metric.*'fdi'.*expected some of fid"):
         parse_metrics("fdi")
     gan, vae = runs["gan"][1], runs["vae"][1]
     with pytest.raises(ConfigError, match="'cas' needs a conditional model; this GAN has num_classes=0"):
@@ -127,7 +137,7 @@ def test_metric_names_and_applicability_errors(runs, mini, judge):
 def test_shape_mismatches_are_one_line_errors(runs, mini, judge, blobs):
     with pytest.raises(DataError, match="makes 1×28×28 images but 'blobs16' holds 1×16×16"):
         evaluate(runs["vae"][1], blobs, ["fid"], num_samples=20, judge=judge, progress=False)
-    with pytest.raises(ConfigError, match="no judge ships for 1×16×16.*genlab judge train"):
+    with pytest.raises(ConfigError, match=r"no judge ships for 1×16×16.*genlab judge train"):
         evaluate_images(blobs.images, blobs, ["fid"], progress=False)
     with pytest.raises(ConfigError, match="the judge takes 1×28×28 images but the data are 1×16×16"):
         evaluate_images(blobs.images, blobs, ["fid"], judge=judge, progress=False)
@@ -145,8 +155,8 @@ def test_a_folder_of_rgb_images_of_another_size_is_converted(tmp_path, mini, jud
 
 def test_training_stability_definitions(tmp_path):
     rows = ["step,G/loss,D/loss,D/real_prob,D/fake_prob"]
-    for step in range(1, 21):  # last half: G/loss see-saws around 2, D/loss falls steadily
-        rows.append(f"{step},{2 + (0.5 if step % 2 else -0.5)},{10 - step * 0.1},{0.7},{0.3}")
+    # Last half: G/loss see-saws around 2, D/loss falls steadily.
+    rows += [f"{step},{2 + (0.5 if step % 2 else -0.5)},{10 - step * 0.1},{0.7},{0.3}" for step in range(1, 21)]
     (tmp_path / "metrics.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "events.log").write_text("step 5: recovered\n")
     stability = training_stability(tmp_path / "metrics.csv")
@@ -163,12 +173,16 @@ def test_compare_writes_a_measured_report(runs, mini, judge, tmp_path):
     for name in ("report.md", "report.html", "results.json"):
         assert (out / name).is_file(), name
     markdown = (out / "report.md").read_text()
+    stored = json.loads((out / "results.json").read_text())
     for row in ("Output sharpness", "Latent space", "Training stability", "Likelihood", "Encoder", "Mode collapse"):
         assert f"| {row} |" in markdown, row
+    # FID and KID measure how the samples' distribution matches the data's, not sharpness.
+    assert "| Fidelity and diversity | FID in judge features" in markdown and "| Fidelity and diversity | KID" in markdown
+    assert not [line for line in markdown.splitlines() if line.startswith("| Output sharpness |") and "FID" in line]
+    assert [row["property"] for row in stored["table"] if "FID" in row["measure"]] == ["Fidelity and diversity"]
     assert "none: needs inversion" in markdown and "none (implicit model)" in markdown  # the GAN's cells
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 6 and 'src="images/' not in html  # self-contained
-    stored = json.loads((out / "results.json").read_text())
     vae, gan = stored["runs"]
     assert vae["kind"] == "vae" and "iwae_nats" in vae["metrics"] and "iwae_nats" not in gan["metrics"]
     assert gan["stability"]["main_loss"] == "G/loss" and "d_gap" in gan["stability"]

@@ -11,10 +11,14 @@ def test_replaces_whole_or_not_at_all(tmp_path):
     with atomic_write(path) as stream:
         stream.write(b"first")
     assert path.read_bytes() == b"first"
-    with pytest.raises(RuntimeError):
+
+    def killed_mid_write() -> None:
         with atomic_write(path) as stream:
             stream.write(b"half of the sec")
             raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        killed_mid_write()
     assert path.read_bytes() == b"first"
     assert sorted(p.name for p in path.parent.iterdir()) == ["file.bin"]
 

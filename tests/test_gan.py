@@ -53,7 +53,7 @@ def train_config(tmp_path, name="run", **overrides) -> genlab.TrainConfig:
 def test_dcgan_shapes(size, channels, num_classes):
     model = tiny(image_shape=(channels, size, size), num_classes=num_classes).eval()
     x = model.sample(5, seed=0)
-    assert x.shape == (5, channels, size, size) and 0.0 <= x.min() and x.max() <= 1.0
+    assert x.shape == (5, channels, size, size) and x.min() >= 0.0 and x.max() <= 1.0
     labels = model.resolve_labels(5, None)
     assert model.discriminator(model.to_model_range(x), labels).shape == (5,)
 
@@ -78,7 +78,7 @@ def test_config_fills_in_auto_choices_and_round_trips_through_json():
         assert config_from_dict(GANConfig, json.loads(json.dumps(config_to_dict(config)))) == config
 
 
-@pytest.mark.parametrize("overrides, match", [
+@pytest.mark.parametrize(("overrides", "match"), [
     (dict(image_shape=(1, 16, 16)), "28×28"),
     (dict(image_shape=(1, 28, 32)), "28×28"),
     (dict(image_shape=(2, 28, 28)), "channels"),
@@ -150,17 +150,21 @@ def test_truncation_redraws_instead_of_clamping():
 
 
 # ----- spectral norm -----
+@pytest.mark.numerics
 @pytest.mark.parametrize("image_shape", [(1, 28, 28), (2,)])
 def test_spectral_norm_bounds_every_discriminator_layer(image_shape):
+    torch.manual_seed(0)  # the weights and their gap σ₂/σ₁, which sets how fast the power iteration converges
     model = GAN(GANConfig(image_shape=image_shape, num_classes=3, spectral_norm=True, d_width=8))
-    x = torch.randn((16,) + image_shape)
+    x = torch.randn((16, *image_shape))
     labels = torch.arange(16) % 3
-    for _ in range(20):  # one power iteration per training-mode forward pass
+    for _ in range(100):  # one power iteration per training-mode forward pass
         model.discriminator(x, labels)
     layers = [m for m in model.discriminator.modules() if hasattr(m, "parametrizations")]
     assert len(layers) == (5 if image_shape == (2,) else 4)  # every weight layer, the class embedding included
     for layer in layers:
         weight = layer.weight.detach()
+        # W / σ̂, with σ̂ from the power iteration: it approaches σ₁ from below by a factor (σ₂/σ₁)² per step, not
+        # by rounding. After 20 steps 5 seeds in 40 were still > 1% short (up to 3.7%); after 100, ≤ 0.3%.
         assert torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2) <= 1.0 + 1e-2
 
 
@@ -263,7 +267,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, overrides):
         assert torch.equal(full_state[name], split_state[name]), name
 
 
-@pytest.mark.parametrize("d_steps, forwards_per_step", [(1, 1), (2, 3)])
+@pytest.mark.parametrize(("d_steps", "forwards_per_step"), [(1, 1), (2, 3)])
 def test_g_runs_forward_once_per_step_when_d_steps_is_one(tmp_path, d_steps, forwards_per_step):
     """With one D step, G's phase scores the very fakes D's phase made (as the PyTorch DCGAN example
     does), so G runs forward once per step; with n D steps: n detached fakes + one fresh batch for G."""

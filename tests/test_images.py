@@ -1,10 +1,13 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from genlab.errors import ConfigError, DataError
-from genlab.io.images import concat_images, label_rows, make_grid, read_image, resize, save_gif, save_image, to_uint8
+from genlab.io.grids import concat_images, label_rows, make_grid, save_gif, save_image
+from genlab.io.images import read_image, resize, to_uint8
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -44,9 +47,9 @@ def test_corrupt_or_missing_files_name_the_file(tmp_path):
     bad = tmp_path / "broken.png"
     save_image(torch.rand(1, 16, 16), bad)
     bad.write_bytes(bad.read_bytes()[:40])
-    with pytest.raises(DataError, match="broken.png"):
+    with pytest.raises(DataError, match=r"broken\.png"):
         read_image(bad)
-    with pytest.raises(DataError, match="missing.png"):
+    with pytest.raises(DataError, match=r"missing\.png"):
         read_image(tmp_path / "missing.png")
 
 
@@ -103,18 +106,18 @@ def test_size_tuple_is_height_then_width_and_junk_is_a_data_error(tmp_path):
     save_image(torch.rand(3, 10, 10), tmp_path / "x.png")
     assert read_image(tmp_path / "x.png", channels=1, size=(4, 6)).shape == (1, 4, 6)
     (tmp_path / "junk.png").write_bytes(b"not an image")
-    with pytest.raises(DataError, match="junk.png"):
+    with pytest.raises(DataError, match=r"junk\.png"):
         read_image(tmp_path / "junk.png")
 
 
 def test_labels_sit_on_one_line_and_writes_leave_no_temporary_files(tmp_path):
-    tall, short = torch.zeros(1, 20, 8), torch.zeros(1, 6, 8)
+    tall, short = torch.zeros(1, 20, 16), torch.zeros(1, 6, 16)  # wide enough for a one-letter label
     both = concat_images([tall, short], gap=2, labels=["A", "B"], pad_value=1.0)
     strip = both.shape[1] - 20
     # Labels occupy the same strip above both pictures; the short one is centred below it.
-    assert both[:, :strip, :8].min() < 1 and both[:, :strip, 10:].min() < 1
-    assert torch.all(both[:, strip + 7 : strip + 13, 10:] == 0)
-    assert torch.all(both[:, strip : strip + 7, 10:] == 1)
+    assert both[:, :strip, :16].min() < 1 and both[:, :strip, 18:].min() < 1
+    assert torch.all(both[:, strip + 7 : strip + 13, 18:] == 0)
+    assert torch.all(both[:, strip : strip + 7, 18:] == 1)
     save_gif([torch.rand(3, 4, 4)] * 2, tmp_path / "out" / "a.gif")
     save_image(both, tmp_path / "out" / "b.png")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.gif", "b.png"]
@@ -128,6 +131,23 @@ def test_labels_of_different_ink_heights_get_strips_of_one_height():
     assert torch.all(joined[:, -10:, :] == 0)  # both pictures end on the same row
 
 
+def _label_ink_columns(text: str) -> list[int]:
+    picture = concat_images([torch.ones(1, 4, 120)], labels=[text], pad_value=1.0)
+    return (picture[0, :-4] < 0.5).any(dim=0).nonzero().flatten().tolist()  # the label strip's inked columns
+
+
+def _widest_blank_run(columns: list[int]) -> int:
+    return max((b - a - 1 for a, b in itertools.pairwise(columns)), default=0)
+
+
+def test_spaces_in_labels_show():
+    # Pillow's default 10-px Aileron draws a 2-px space, as wide as the gaps inside words: "VAE samples" read
+    # "VAEsamples" in the demo's picture. The word gap must be plainly wider than any gap between letters.
+    spaced, joined = _label_ink_columns("A B"), _label_ink_columns("AB")
+    assert (spaced[-1] - spaced[0]) - (joined[-1] - joined[0]) >= 3
+    assert _widest_blank_run(_label_ink_columns("VAE samples")) >= _widest_blank_run(_label_ink_columns("VAEsamples")) + 2
+
+
 def test_row_labels_are_written_beside_their_rows():
     grid = make_grid(torch.ones(6, 1, 20, 20), nrow=2, padding=2)  # 3 rows of 2 white images
     labelled = label_rows(grid, ["one", "", "three"], pad_value=1.0)
@@ -139,3 +159,12 @@ def test_row_labels_are_written_beside_their_rows():
     assert in_band == {0, 2}  # text in the first and third rows' bands, none in the unlabelled second
     with pytest.raises(ConfigError, match="label_rows"):
         label_rows(grid, [])
+
+
+def test_a_label_wider_than_its_picture_widens_the_column_instead_of_being_cut():
+    narrow = torch.ones(1, 10, 12)  # 12 px: "VAE samples" needs far more
+    labelled = concat_images([narrow], labels=["VAE samples"], pad_value=1.0)
+    ink = (labelled[0] < 0.5).any(dim=0).nonzero().flatten()
+    assert labelled.shape[2] > 12 and int(ink.max()) < labelled.shape[2] - 1  # the text ends inside the picture
+    picture_rows = labelled[:, -10:]
+    assert torch.equal(picture_rows, torch.ones_like(picture_rows))  # the picture itself, padded with white

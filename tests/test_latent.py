@@ -6,6 +6,8 @@ import torch
 from genlab.errors import ConfigError
 from genlab.tools.latent import interpolation_path, lerp, slerp
 
+pytestmark = pytest.mark.numerics  # `make test` runs these again under other CPU kernels
+
 
 def test_lerp_is_linear_and_hits_endpoints():
     a, b = torch.tensor([0.0, 2.0]), torch.tensor([4.0, -2.0])

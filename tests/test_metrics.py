@@ -29,6 +29,8 @@ from genlab.metrics import (
     ssim,
 )
 
+pytestmark = pytest.mark.numerics  # `make test` runs these again under other CPU kernels
+
 
 def gaussian(n: int, width: int, seed: int, *, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
@@ -66,14 +68,18 @@ def test_feature_statistics_are_float64_mean_and_unbiased_covariance():
     x = gaussian(50, 4, seed=0)
     mu, sigma = feature_statistics(x)
     assert mu.dtype == sigma.dtype == torch.float64 and mu.shape == (4,) and sigma.shape == (4, 4)
+    # float64 sums of 50 terms of size ~1: ≲ 50·ε ≈ 1e-14 absolute, i.e. ≲ 1e-13 relative for the means (≥ 0.05)
+    # and ≲ 1e-11 for the covariances (the smallest entry is ~0.005)
     np.testing.assert_allclose(mu.numpy(), x.double().numpy().mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(sigma.numpy(), np.cov(x.double().numpy(), rowvar=False, ddof=1), rtol=1e-10)
 
 
-@pytest.mark.parametrize("n, width", [(300, 8), (10, 32)])  # the second has a rank-deficient covariance
+@pytest.mark.parametrize(("n", "width"), [(300, 8), (10, 32)])  # the second has a rank-deficient covariance
 def test_fid_of_a_set_with_itself_is_zero(n, width):
     x = correlated(n, width, seed=1)
     scale = float(feature_statistics(x)[1].trace())
+    # Rank-deficient: each of the ~23 zero eigenvalues of M = Σ^½ΣΣ^½ comes out of eigh as ~ε‖Σ‖², which adds
+    # √ε‖Σ‖ ≈ 1.5e-8‖Σ‖ to Tr(M^½): ≲ 1e-6 of the trace in all (full rank: ~d·ε).
     assert abs(frechet_distance(x, x)) < 1e-6 * scale
 
 
@@ -84,7 +90,7 @@ def test_fid_from_statistics_matches_closed_form_for_isotropic_gaussians():
     expected = float(m.square().sum()) + d * (1 - s) ** 2
     eye = torch.eye(d, dtype=torch.float64)
     value = frechet_distance_from_statistics(torch.zeros(d), eye, m, s ** 2 * eye)
-    assert value == pytest.approx(expected, rel=1e-12)
+    assert value == pytest.approx(expected, rel=1e-12)  # Σa = I, no zero eigenvalue: well conditioned, ~d·ε
 
 
 def test_fid_from_statistics_matches_closed_form_for_commuting_covariances():
@@ -95,7 +101,11 @@ def test_fid_from_statistics_matches_closed_form_for_commuting_covariances():
     b = torch.tensor([1.0, 1.0, 1.0, 0.5, 3.0, 2.0], dtype=torch.float64)
     mu_a, mu_b = torch.zeros(6), torch.full((6,), 0.5)
     value = frechet_distance_from_statistics(mu_a, q @ torch.diag(a) @ q.T, mu_b, q @ torch.diag(b) @ q.T)
-    assert value == pytest.approx(6 * 0.25 + float((a.sqrt() - b.sqrt()).square().sum()), rel=1e-10)
+    # The zero eigenvalue of Σa comes out of eigh as η ≲ d·ε·‖Σa‖ (sign and size depend on the LAPACK kernel),
+    # and √η, not 0, enters Σa^½: Tr((ΣaΣb)^½) gains up to √(η·b₆) (b₆ = 2 on that eigenvector), so the
+    # honest accuracy is 2√(d·ε·‖Σa‖·b₆) ≈ 3e-7 absolute (three MKL code paths gave errors of 0, −5.7e-8, −7.0e-8).
+    tolerance = 2 * math.sqrt(6 * torch.finfo(torch.float64).eps * 9.0 * 2.0)
+    assert value == pytest.approx(6 * 0.25 + float((a.sqrt() - b.sqrt()).square().sum()), abs=tolerance)
 
 
 def test_fid_matches_scipy_sqrtm_formula():
@@ -105,6 +115,7 @@ def test_fid_matches_scipy_sqrtm_formula():
     mu_b, sigma_b = b.mean(0).numpy(), np.cov(b.numpy(), rowvar=False)
     root = scipy_linalg.sqrtm(sigma_a @ sigma_b).real
     expected = np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a + sigma_b - 2 * root)
+    # κ(Σb) ≈ 2e4: scipy's Schur sqrtm and our eigh route are each good to ~κ·d·ε ≈ 1e-11 relative
     assert frechet_distance(a, b) == pytest.approx(float(expected), rel=1e-8)
 
 
@@ -116,7 +127,9 @@ def test_fid_matches_torchmetrics_with_a_custom_feature_extractor():
     metric.update(as_images(fake), real=False)
     expected = float(metric.compute())
     assert expected > 1.0  # the sets differ: this is not a comparison of two zeros
-    assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-3)
+    # Both float64: torchmetrics' one-pass covariance (Σxxᵀ − nμμᵀ, ‖μ‖²/σ² ≤ 2 here) and eigvals of ΣaΣb
+    # (κ ≤ 2e3) are good to ~1e-11 relative.
+    assert frechet_distance(real, fake) == pytest.approx(expected, rel=1e-9)
 
 
 def test_fid_rejects_bad_inputs():
@@ -153,17 +166,23 @@ def test_kid_matches_torchmetrics_on_full_sets():
     assert expected_mean > 0.1
     for num_subsets in (1, 3):
         result = kernel_distance(real, fake, num_subsets=num_subsets, subset_size=120, seed=num_subsets)
+        # float64 sums of 120² kernel values (≤ 6e4) that cancel to the mean (~160) by a factor Σ|k|/MMD² ≈ 4, in
+        # another order (permuted subsets): ~log₂(n²)·4·ε ≈ 1e-14 relative.
         assert result["mean"] == pytest.approx(expected_mean, rel=1e-10)
         assert result["std"] == pytest.approx(0.0, abs=1e-10 * expected_mean)
 
 
 def test_kid_matches_a_hand_computation_of_the_unbiased_estimator():
     x, y = gaussian(30, 5, seed=9).double(), gaussian(30, 5, seed=10, shift=0.5).double()
-    kernel = lambda u, v: (u @ v.T / 5 + 1) ** 3
+
+    def kernel(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return (u @ v.T / 5 + 1) ** 3
+
     m = 30
     k_xx, k_yy, k_xy = kernel(x, x), kernel(y, y), kernel(x, y)
     expected = ((k_xx.sum() - k_xx.trace()) / (m * (m - 1)) + (k_yy.sum() - k_yy.trace()) / (m * (m - 1))
                 - 2 * k_xy.mean())
+    # float64 sums of 900 kernel values that cancel by Σ|k|/MMD² ≈ 10, in permuted order: ≲ 1e-13 relative
     assert kernel_distance(x, y, num_subsets=2, subset_size=m)["mean"] == pytest.approx(float(expected), rel=1e-12)
 
 
@@ -180,6 +199,7 @@ def test_kid_is_unbiased_for_samples_of_one_distribution():
 def test_kid_subsets_are_seeded_and_subset_size_is_clipped():
     a, b = gaussian(60, 4, seed=13), gaussian(50, 4, seed=14, shift=0.2)
     first = kernel_distance(a, b, num_subsets=5, subset_size=20, seed=3)
+    # exact: the same computation twice in one process (a clipped subset_size is the same computation too)
     assert first == kernel_distance(a, b, num_subsets=5, subset_size=20, seed=3)
     assert first != kernel_distance(a, b, num_subsets=5, subset_size=20, seed=4)
     assert kernel_distance(a, b, subset_size=10_000, num_subsets=2) == kernel_distance(a, b, subset_size=50,
@@ -191,6 +211,17 @@ def test_kid_subsets_are_seeded_and_subset_size_is_clipped():
 
 
 # ------------------------------------------------------------------------------------------- PRDC
+
+
+def assert_prdc_close(result: dict[str, float], expected: dict[str, float], num_real: int, num_fake: int, k: int) -> None:
+    """PRDC scores count points against k-NN radii, so a distance within rounding of a radius (float32 in ``prdc``,
+    another matmul kernel for another block shape) can land on the other side. One such pair moves precision by
+    ≤ 1/M, density by 1/(kM), recall and coverage by ≤ 1/N: one item may differ, two may not (1.5 items of slack,
+    so that the division's rounding cannot fail a single flip)."""
+    one_item = {"precision": 1 / num_fake, "recall": 1 / num_real, "density": 1 / (k * num_fake), "coverage": 1 / num_real}
+    assert set(result) == set(one_item)
+    for name, item in one_item.items():
+        assert result[name] == pytest.approx(float(expected[name]), abs=1.5 * item), name
 
 
 @pytest.fixture
@@ -208,10 +239,8 @@ def test_prdc_matches_the_prdc_package(chunked, request):
     fake = gaussian(250, 10, seed=16, shift=0.3, scale=1.2)
     expected = prdc.compute_prdc(real.numpy(), fake.numpy(), nearest_k=5)
     result = precision_recall_density_coverage(real, fake, k=5)
-    assert set(result) == {"precision", "recall", "density", "coverage"}
-    for name in result:
-        assert isinstance(result[name], float)
-        assert result[name] == pytest.approx(float(expected[name]), rel=1e-6), name
+    assert all(isinstance(value, float) for value in result.values())
+    assert_prdc_close(result, expected, len(real), len(fake), k=5)
     assert 0 < result["precision"] < 1 and 0 < result["coverage"] < 1  # a comparison of non-trivial values
 
 
@@ -219,13 +248,31 @@ def test_prdc_chunked_equals_unchunked(monkeypatch):
     real, fake = gaussian(90, 6, seed=17), gaussian(70, 6, seed=18, shift=0.5)
     whole = precision_recall_density_coverage(real, fake, k=3)
     monkeypatch.setattr(distribution, "_CHUNK_ELEMENTS", 50)
-    assert precision_recall_density_coverage(real, fake, k=3) == whole
+    assert_prdc_close(precision_recall_density_coverage(real, fake, k=3), whole, len(real), len(fake), k=3)
+
+
+def test_prdc_computes_each_distance_matrix_once(monkeypatch):
+    # real–real (the real radii), fake–fake (the fake radii), real–fake (all four scores): each pair of rows once.
+    real, fake = gaussian(90, 6, seed=17), gaussian(70, 6, seed=18, shift=0.5)
+    whole = precision_recall_density_coverage(real, fake, k=3)
+    computed, distances = [], distribution._distances
+
+    def counted(x, y, *norms):
+        computed.append(len(x) * len(y))
+        return distances(x, y, *norms)
+
+    monkeypatch.setattr(distribution, "_distances", counted)
+    monkeypatch.setattr(distribution, "_CHUNK_ELEMENTS", 1000)  # in blocks, too
+    assert_prdc_close(precision_recall_density_coverage(real, fake, k=3), whole, len(real), len(fake), k=3)
+    assert sum(computed) == 90 * 90 + 70 * 70 + 90 * 70
 
 
 def test_prdc_of_a_set_with_itself_is_perfect():
     x = gaussian(200, 8, seed=19)
     result = precision_recall_density_coverage(x, x.clone(), k=5)
-    # density is exactly 1 too: each real ball holds itself and its k − 1 nearer neighbours.
+    # Exact counts: each fake's distance to its twin (≈ √rounding ≈ 1e-8) is far inside every radius, and the two
+    # distance matrices are the same computation. Density is exactly 1 too: each real ball holds itself and its
+    # k − 1 nearer neighbours.
     assert result == {"precision": 1.0, "recall": 1.0, "density": pytest.approx(1.0), "coverage": 1.0}
 
 
@@ -368,8 +415,10 @@ def test_ssim_matches_torchmetrics_on_the_valid_region():
     _, full_map = tm.structural_similarity_index_measure(b, a, data_range=1.0, reduction="none",
                                                          return_full_image=True)
     expected = full_map[..., 5:-5, 5:-5].flatten(1).mean(dim=1)
+    # float64, 121-tap windows, σ² = E[x²] − μ² cancelling by ~30 and divided by σ² + C2 ≳ 0.01: ≲ 1e-12
     torch.testing.assert_close(ssim(b, a), expected, rtol=0, atol=1e-10)
-    torch.testing.assert_close(ssim(b.float(), a.float()), expected, rtol=0, atol=1e-4)  # float32 input
+    # float32 input (then float64 inside): pixels move by ≤ 3e-8, and a pixel moves SSIM by ≲ 50× that
+    torch.testing.assert_close(ssim(b.float(), a.float()), expected, rtol=0, atol=1e-5)
     padded = tm.structural_similarity_index_measure(b, a, data_range=1.0, reduction="none")
     assert (padded - expected).abs().max() > 1e-4  # the two conventions really differ: the crop is needed
 
@@ -391,9 +440,10 @@ def test_latent_smoothness_of_an_evenly_spaced_straight_line():
     start, end = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([3.0, -1.0, 5.0])
     line = start + torch.linspace(0, 1, 9)[:, None] * (end - start)  # T×F
     result = latent_smoothness(line)
-    assert result["evenness"] == pytest.approx(0.0, abs=1e-6)
-    assert result["straightness"] == pytest.approx(1.0, rel=1e-6)
-    assert latent_smoothness(torch.stack([line, 2 * line])) == pytest.approx(result, abs=1e-6)  # N×T×F
+    # the points are exact (multiples of 1/8) and the maths is float64: only float64 rounding is left
+    assert result["evenness"] == pytest.approx(0.0, abs=1e-12)
+    assert result["straightness"] == pytest.approx(1.0, rel=1e-12)
+    assert latent_smoothness(torch.stack([line, 2 * line])) == pytest.approx(result, abs=1e-12)  # N×T×F
 
 
 def test_latent_smoothness_sees_jumps_and_detours():
@@ -401,6 +451,7 @@ def test_latent_smoothness_sees_jumps_and_detours():
     jump = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.2, 0.0], [3.9, 0.0], [4.0, 0.0]])  # same ends, one big step
     steps = np.array([0.1, 0.1, 3.7, 0.1])
     result = latent_smoothness(jump)
+    # float32 inputs: 3.9 is off by ~1e-7, which moves the evenness by ~4e-8 relative
     assert result["evenness"] == pytest.approx(steps.std() / steps.mean(), rel=1e-6)
     assert result["evenness"] > 1.0 > latent_smoothness(even)["evenness"] + 0.5
     assert result["straightness"] == pytest.approx(1.0)  # the jump is along the line

@@ -81,7 +81,12 @@ def test_eval_mode_restores_each_modules_mode_even_when_the_block_raises():
     a, b = torch.nn.Dropout(), torch.nn.Dropout()
     a.train()
     b.eval()
-    with pytest.raises(RuntimeError), eval_mode(a, b, object()):  # objects without a mode are left alone
-        assert not a.training and not b.training
-        raise RuntimeError("boom")
+
+    def fail_inside() -> None:
+        with eval_mode(a, b, object()):  # objects without a mode are left alone
+            assert not a.training and not b.training
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_inside()
     assert a.training and not b.training

@@ -59,6 +59,7 @@ def test_upscale_shape_and_range(scale, channels):
     assert as_uint8.shape == high.shape and as_uint8.dtype == torch.float32
 
 
+@pytest.mark.numerics
 def test_untrained_residual_model_is_bicubic():
     """The output conv starts at zero, so an untrained net adds nothing to bicubic upsampling."""
     model = tiny(randomize=False)
@@ -68,7 +69,7 @@ def test_untrained_residual_model_is_bicubic():
     assert not torch.allclose(tiny(residual=False, randomize=False).upscale(low), expected, atol=1e-2)
 
 
-@pytest.mark.parametrize("overrides, message", [
+@pytest.mark.parametrize(("overrides", "message"), [
     (dict(scale=3), "scale must be 2 or 4"),
     (dict(scale=8), "scale must be 2 or 4"),
     (dict(image_shape=(1, 30, 30), scale=4), "multiples of scale 4"),
@@ -98,6 +99,7 @@ def test_sample_says_what_to_do_instead():
 
 
 # ----- operators and losses against independent computations -----
+@pytest.mark.numerics
 @pytest.mark.parametrize("scale", [2, 4])
 def test_downsampling_is_the_mean_of_each_block(scale):
     x = torch.rand(2, 3, 8, 12)
@@ -106,7 +108,8 @@ def test_downsampling_is_the_mean_of_each_block(scale):
     assert downsample(x, scale).shape == (2, 3, 8 // scale, 12 // scale)
 
 
-@pytest.mark.parametrize("block, shape", [(-1, (48, 14, 14)), (1, (48, 14, 14)), (0, (24, 28, 28))])
+@pytest.mark.numerics
+@pytest.mark.parametrize(("block", "shape"), [(-1, (48, 14, 14)), (1, (48, 14, 14)), (0, (24, 28, 28))])
 def test_judge_feature_map_is_the_input_of_a_max_pool(block, shape):
     """Captured independently: a hook on the judge's max-pool records what the full forward pass feeds it."""
     judge = genlab.load_judge()
@@ -125,11 +128,12 @@ def test_judge_feature_map_is_the_input_of_a_max_pool(block, shape):
         SR(SRConfig(variant="srgan", content_block=2, **TINY)).load_content_judge()
 
 
+@pytest.mark.numerics
 def test_content_loss_is_zero_for_identical_images_and_grows_with_blur():
     model = SR(SRConfig(variant="srgan", **TINY))
     model.load_content_judge()
     x = genlab.load_dataset("fashion-mnist-mini", split="test").float_images(slice(0, 8))
-    assert model.content_loss(x, x).item() == 0.0
+    assert model.content_loss(x, x).item() == 0.0  # exact: the same forward pass twice in one process
     blurred = upsample_bicubic(downsample(x, 4), 4).clamp(0, 1)
     slightly = upsample_bicubic(downsample(x, 2), 2).clamp(0, 1)
     assert model.content_loss(blurred, x) > model.content_loss(slightly, x) > 0.0
@@ -152,6 +156,7 @@ def test_content_loss_needs_a_judge_that_fits(tmp_path):
 
 
 # ----- tiling -----
+@pytest.mark.numerics
 def test_tile_starts_cover_the_side_and_feathers_sum_to_one():
     for size, tile, overlap in [(40, 16, 4), (16, 16, 4), (10, 16, 4), (37, 8, 3)]:
         starts = tile_starts(size, tile, overlap)
@@ -167,6 +172,7 @@ def test_tile_starts_cover_the_side_and_feathers_sum_to_one():
     torch.testing.assert_close(total, torch.ones(26))
 
 
+@pytest.mark.numerics
 def test_tiled_upscaling_matches_a_whole_image_pass():
     model = tiny(channels=8, blocks=2)
     with torch.no_grad():  # random batch-norm statistics too, so every layer matters
@@ -227,7 +233,7 @@ def test_srgan_trains_with_the_judge_content_loss(tmp_path):
     resnet = SR(SRConfig(**TINY))
     genlab.train(resnet, mini, train_config(tmp_path, "resnet", max_steps=1, num_sample_images=0))
     model.copy_generator_from(genlab.load(tmp_path / "resnet"))
-    for a, b in zip(model.generator.state_dict().values(), resnet.generator.state_dict().values()):
+    for a, b in zip(model.generator.state_dict().values(), resnet.generator.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     with pytest.raises(genlab.CheckpointError, match="blocks"):
         SR(SRConfig(channels=8, blocks=2)).copy_generator_from(genlab.load(tmp_path / "resnet"))
@@ -280,7 +286,7 @@ def test_cli_train_sr_and_upscale_end_to_end(tiny_npz, tmp_path, capsys):
     assert "D/real_prob" in (gan_run / "metrics.csv").read_text()
 
 
-@pytest.mark.parametrize("argv, message", [
+@pytest.mark.parametrize(("argv", "message"), [
     (["train", "sr", "--data", "fashion-mnist-mini", "--scale", "3", "--out", "x"], "scale must be 2 or 4, got 3"),
     (["train", "sr", "--data", "fashion-mnist-mini", "--scale", "8", "--out", "x"], "scale must be 2 or 4, got 8"),
     (["upscale", "no/such/run", "--image", "a.png", "-o", "b.png"], "run directory not found"),

@@ -18,12 +18,12 @@ from genlab.models.judge import load_judge
 from genlab.models.vae import reparameterize
 from genlab.reporting.comparison import compare
 from genlab.runs import load
-from genlab.training import train
+from genlab.training import Callback, train
 from genlab.version import __version__
 
 __all__ = [
-    "GAN", "SR", "VAE", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "SRConfig", "TrainConfig",
-    "VAEConfig",
-    "__version__", "compare", "evaluate", "evaluate_images", "list_datasets", "load", "load_dataset", "load_judge", "reparameterize", "train",
-    "train_judge",
+    "GAN", "SR", "VAE", "Callback", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "SRConfig",
+    "TrainConfig", "VAEConfig",
+    "__version__", "compare", "evaluate", "evaluate_images", "list_datasets", "load", "load_dataset", "load_judge", "reparameterize",
+    "train", "train_judge",
 ]

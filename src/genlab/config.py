@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from genlab.errors import ConfigError
@@ -46,6 +46,12 @@ def check_positive(option: str, value: float, *, allow_zero: bool = False) -> No
         raise ConfigError(f"{option} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
+def documented(default: Any, help: str) -> Any:
+    """A config field with its help text: one line, shown by ``genlab train ... --help`` (the CLI builds its
+    options from the config dataclasses) and read here. A comment beside a field says why; the help says what."""
+    return field(default=default, metadata={"help": help})
+
+
 Precision = Literal["fp32", "bf16", "fp16"]
 LRSchedule = Literal["constant", "linear", "cosine"]
 
@@ -54,28 +60,32 @@ LRSchedule = Literal["constant", "linear", "cosine"]
 class TrainConfig:
     """How to train (the same for every model; what to optimise lives in the model's own config)."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3  # default learning rate; a model may use its own (e.g. separate G/D rates)
-    seed: int = 0
-    out_dir: str = "runs/run"
-    device: str = "auto"  # "auto" = cuda when available, else cpu
-    precision: Precision = "fp32"  # "bf16"/"fp16": forward passes under autocast (fp16: CUDA only, with loss scaling)
-    channels_last: bool = True  # NHWC memory format for 4-D weights and images (oneDNN/cuDNN conv kernels)
-    compile: bool = False  # torch.compile each sub-network (on the CPU measured, no faster than channels-last eager; README)
-    ema_decay: float | None = None  # exponential moving average of weights, used for sampling and saving
-    lr_schedule: LRSchedule = "constant"  # "linear"/"cosine": anneal every optimizer's rate to 0 by the end
-    lr_decay_start: float = 0.0  # fraction of the run after which the annealing begins (0 = from the start)
-    log_every: int = 50  # steps between metric rows (and the only host syncs of the loop)
-    checkpoint_every: int = 0  # steps between checkpoints; 0 = at the end of each epoch only
-    num_sample_images: int = 64  # the fixed-noise grid written after each epoch
-    max_steps: int | None = None  # stop early (smoke tests, --dry-run)
-    max_seconds: float | None = None  # stop after this much training time (wall clock, summed over resumes)
-    max_recoveries: int = 3  # divergence guard: NaN/Inf restores the last checkpoint this many times at most
-    recovery_lr_factor: float = 0.5  # ... each time multiplying the learning rates by this
-    diversity_alarm: float = 0.3  # warn when samples are less diverse than this fraction of the data
-    progress: bool = True
-    tensorboard: bool = True  # also write TensorBoard scalars when tensorboard is installed
+    epochs: int = documented(10, "passes over the data (the total, also when resuming)")
+    batch_size: int = documented(128, "items per step (the global batch under torchrun)")
+    lr: float = documented(1e-3, "Adam learning rate; a model may use its own rates instead (a GAN: lr_g and lr_d)")
+    seed: int = documented(0, "weight init, data order, noise")
+    out_dir: str = documented("runs/run", "run directory (checkpoints, samples, metrics)")
+    device: str = documented("auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N")
+    precision: Precision = documented("fp32", "bf16/fp16: forward passes under autocast (fp16: CUDA only, with loss scaling; "
+                                              "bf16 pays only on CPUs/GPUs with bf16 units)")
+    channels_last: bool = documented(True, "NHWC memory format for 4-D weights and images (oneDNN/cuDNN conv kernels)")
+    compile: bool = documented(False, "torch.compile each sub-network (on a 2-core CPU: 12–27 s to compile, then no faster "
+                                      "than channels-last eager; see the README)")
+    ema_decay: float | None = documented(None, "keep an exponential moving average of the weights with this decay "
+                                               "(e.g. 0.999), used for sampling and saving")
+    lr_schedule: LRSchedule = documented("constant", "linear/cosine: anneal every optimizer's rate to 0 by the end of the run")
+    lr_decay_start: float = documented(0.0, "fraction of the run after which the annealing begins (0: from the start)")
+    log_every: int = documented(50, "steps between metric rows (and the only host syncs of the loop)")
+    checkpoint_every: int = documented(0, "steps between checkpoints (0: at the end of each epoch only)")
+    num_sample_images: int = documented(64, "images in the fixed-noise grid written after each epoch (0: none)")
+    max_steps: int | None = documented(None, "stop after this many steps (smoke tests; --dry-run is 2)")
+    max_seconds: float | None = documented(None, "stop after this many seconds of training (wall clock, summed over resumes)")
+    max_recoveries: int = documented(3, "divergence guard: a NaN/Inf loss restores the last checkpoint, this many times at most")
+    recovery_lr_factor: float = documented(0.5, "divergence guard: each recovery multiplies the learning rates by this")
+    diversity_alarm: float = documented(0.3, "warn when samples are less diverse than this fraction of the data")
+    progress: bool = documented(True, "a progress bar")
+    tensorboard: bool = documented(True, "also write TensorBoard scalars when tensorboard is installed")
+    plots: bool = documented(True, "draw loss.png (and monitor.png) from metrics.csv when the run ends")  # 1–3 s a run
 
     def __post_init__(self) -> None:
         check_positive("epochs", self.epochs)

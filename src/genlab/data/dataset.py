@@ -34,12 +34,11 @@ class Dataset:
             )
         if is_images and self.images.shape[1] not in (1, 3):
             raise DataError(f"dataset {self.name!r}: expected 1 or 3 channels, got {self.images.shape[1]}")
-        if self.labels is not None:
-            if self.labels.dtype != torch.int64 or self.labels.shape != (len(self.images),):
-                raise DataError(
-                    f"dataset {self.name!r}: labels must be int64 of shape ({len(self.images)},), "
-                    f"got {self.labels.dtype} {tuple(self.labels.shape)}"
-                )
+        if self.labels is not None and (self.labels.dtype != torch.int64 or self.labels.shape != (len(self.images),)):
+            raise DataError(
+                f"dataset {self.name!r}: labels must be int64 of shape ({len(self.images)},), "
+                f"got {self.labels.dtype} {tuple(self.labels.shape)}"
+            )
         object.__setattr__(self, "classes", tuple(self.classes))
 
     def __len__(self) -> int:

@@ -125,7 +125,7 @@ def load_npz(path: str | os.PathLike[str], name: str | None = None) -> Dataset:
 def _images_to_nchw_uint8(images: np.ndarray, path: Path) -> np.ndarray:
     if images.dtype.kind == "f":
         low, high = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
-        if not (0.0 <= low and high <= 1.0):  # also rejects NaN
+        if not (low >= 0.0 and high <= 1.0):  # also rejects NaN
             raise DataError(f"{path}: float 'images' must lie in [0, 1], found values in [{low}, {high}]")
         images = np.rint(images * 255.0).astype(np.uint8)
     elif images.dtype != np.uint8:

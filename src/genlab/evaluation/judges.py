@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -54,8 +53,6 @@ def train_judge(dataset: Dataset, out_dir: str | os.PathLike, *, epochs: int = D
     if test_dataset is not None:
         accuracy = judge_accuracy(judge, test_dataset)
         info.update(test_accuracy=accuracy, test_dataset=test_dataset.info())
-        if progress:
-            print(f"judge test accuracy on {test_dataset.name!r} ({len(test_dataset)} images): {accuracy:.4f}", file=sys.stderr)
     with atomic_write(Path(out_dir) / JUDGE_INFO_FILE) as stream:
         stream.write((json.dumps(info, indent=2) + "\n").encode())
     return judge

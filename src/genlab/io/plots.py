@@ -1,4 +1,4 @@
-"""Measured results as pictures and tables. For now: the training curves from metrics.csv."""
+"""Plots of measured results: training curves from metrics.csv, the GAN monitor, 2-D point scatter plots."""
 from __future__ import annotations
 
 import csv
@@ -80,7 +80,7 @@ def plot_metrics(csv_path: str | os.PathLike, png_path: str | os.PathLike, colum
     rows = math.ceil(len(names) / columns_per_row)
     figure, axes = plt.subplots(rows, columns_per_row, figsize=(5 * columns_per_row, 2.6 * rows), squeeze=False)
     window = max(1, len(data[x]) // 20)
-    for axis, name in zip(axes.flat, names):
+    for axis, name in zip(axes.flat, names, strict=False):  # an odd count leaves one spare axis, hidden below
         if window > 1:  # raw values faintly, a moving average on top
             line, = axis.plot(data[x], data[name], alpha=0.3, linewidth=0.8)
             axis.plot(data[x], _smooth(data[name], window), color=line.get_color())

@@ -164,14 +164,17 @@ def precision_recall_density_coverage(real_features: torch.Tensor, fake_features
     # Distances do not change under a shared shift; centring keeps ‖x‖² + ‖y‖² − 2xᵀy well conditioned.
     center = real.mean(dim=0)
     real, fake = real - center, fake - center
-    real_radii = _kth_neighbour_distances(real, k)
-    fake_radii = _kth_neighbour_distances(fake, k)
+    real_norms, fake_norms = real.square().sum(dim=1), fake.square().sum(dim=1)
+    # Three distance matrices, each computed once, block by block: real–real and fake–fake give the radii,
+    # real–fake all four scores.
+    real_radii = _kth_neighbour_distances(real, real_norms, k)
+    fake_radii = _kth_neighbour_distances(fake, fake_norms, k)
 
     inside_real_ball_count = torch.zeros(len(fake), dtype=torch.int64, device=fake.device)
     real_in_fake_manifold = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     real_ball_holds_fake = torch.zeros(len(real), dtype=torch.bool, device=real.device)
     for start, stop in _row_blocks(len(real), len(fake)):
-        distances = _distances(real[start:stop], fake)  # block of reals × all fakes
+        distances = _distances(real[start:stop], fake, real_norms[start:stop], fake_norms)  # reals × all fakes
         inside = distances < real_radii[start:stop, None]
         inside_real_ball_count += inside.sum(dim=0)
         real_in_fake_manifold[start:stop] = (distances < fake_radii[None, :]).any(dim=1)
@@ -184,21 +187,23 @@ def precision_recall_density_coverage(real_features: torch.Tensor, fake_features
     }
 
 
-def _kth_neighbour_distances(features: torch.Tensor, k: int) -> torch.Tensor:
+def _kth_neighbour_distances(features: torch.Tensor, norms: torch.Tensor, k: int) -> torch.Tensor:
     """Distance from each row to its k-th nearest other row (the (k+1)-th smallest, counting itself at 0)."""
     radii = torch.empty(len(features), dtype=features.dtype, device=features.device)
     for start, stop in _row_blocks(len(features), len(features)):
-        distances = _distances(features[start:stop], features)
+        distances = _distances(features[start:stop], features, norms[start:stop], norms)
         rows = torch.arange(stop - start, device=features.device)
         distances[rows, rows + start] = 0.0  # exactly 0 to itself, whatever the rounding
-        radii[start:stop] = distances.kthvalue(k + 1, dim=1).values
+        # The (k+1) smallest, largest last: the same value as kthvalue(k + 1), several times faster on CPU.
+        radii[start:stop] = distances.topk(k + 1, dim=1, largest=False, sorted=True).values[:, -1]
     return radii
 
 
-def _distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between the rows of x and of y (float64, via the Gram matrix)."""
-    squared = x.square().sum(dim=1)[:, None] + y.square().sum(dim=1)[None, :] - 2 * (x @ y.T)
-    return squared.clamp_min(0).sqrt()
+def _distances(x: torch.Tensor, y: torch.Tensor, x_norms: torch.Tensor, y_norms: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between the rows of x and of y (float64, via the Gram matrix), given their
+    squared norms: sqrt(‖x‖² + ‖y‖² − 2xᵀy), in place in one len(x)×len(y) buffer."""
+    squared = torch.addmm(y_norms[None, :], x, y.T, alpha=-2)
+    return squared.add_(x_norms[:, None]).clamp_(min=0).sqrt_()
 
 
 def _row_blocks(num_rows: int, num_columns: int) -> list[tuple[int, int]]:

@@ -67,26 +67,54 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0) -> torch.
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
-         sigma: float = 1.5) -> torch.Tensor:
+         sigma: float = 1.5, where: torch.Tensor | None = None) -> torch.Tensor:
     """Structural similarity per image (Wang et al. 2004, "Image Quality Assessment: From Error Visibility to
     Structural Similarity", Eq. 13, with the paper's K1 = 0.01, K2 = 0.03 and 11×11 Gaussian window, σ = 1.5):
         SSIM(x, y) = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),  C_i = (K_i · data_range)²
     with local means, variances and covariance weighted by the normalised Gaussian window. The map is computed
     on the valid region only (windows fully inside the image, as the authors' ``ssim_index.m``), averaged over
     positions and channels. 1 for identical images. Needs H, W ≥ ``window_size``. Returns a float64 tensor (N,).
+
+    ``where`` (a mask broadcastable to N×1×H×W; nonzero = counted): the mean over those pixels (and the
+    channels) instead, e.g. the holes of an inpainting. Every pixel then needs a value, so windows reach past
+    the border by symmetric reflection (… c b a | a b c …; any H, W ≥ 1). NaN for an image with no counted pixel.
     """
     fn = "ssim"
     if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1 or window_size % 2 == 0:
         raise ConfigError(f"{fn}: window_size must be an odd int >= 1, got {window_size!r}")
     sigma = _check_positive(sigma, "sigma", fn)
     data_range = _check_positive(data_range, "data_range", fn)
-    a, b = _check_pair(a, b, fn, min_size=window_size)
-    channels = a.shape[1]
+    a, b = _check_pair(a, b, fn, min_size=window_size if where is None else 1)
+    n, _, height, width = a.shape
+    if where is None:
+        return _ssim_map(a, b, data_range, window_size, sigma, reflect=False).flatten(1).mean(dim=1)
+    weights = torch.as_tensor(where).detach().to(a.device)
+    while weights.dim() < 4:
+        weights = weights.unsqueeze(0)
+    try:
+        weights = (weights != 0).to(torch.float64).expand(n, 1, height, width)
+    except RuntimeError:
+        raise ConfigError(f"{fn}: where must broadcast to {n}×1×{height}×{width}, got shape "
+                          f"{tuple(torch.as_tensor(where).shape)}") from None
+    values = _ssim_map(a, b, data_range, window_size, sigma, reflect=True) * weights
+    return values.sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * a.shape[1])  # 0/0 = NaN without a pixel
+
+
+def _ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float, window_size: int, sigma: float, *,
+              reflect: bool) -> torch.Tensor:
+    """The SSIM index of Eq. 13 at every window position: N×C×(H−w+1)×(W−w+1) (valid windows), or N×C×H×W
+    with the images extended by symmetric reflection (``reflect``)."""
+    channels, height, width = a.shape[1:]
     offsets = torch.arange(window_size, dtype=torch.float64, device=a.device) - (window_size - 1) / 2
     gaussian = torch.exp(-offsets.square() / (2 * sigma ** 2))
     gaussian = gaussian / gaussian.sum()
+    if reflect:
+        radius = window_size // 2
+        rows, columns = _symmetric(height, radius, a.device), _symmetric(width, radius, a.device)
 
-    def local_mean(x: torch.Tensor) -> torch.Tensor:  # separable Gaussian filter, valid region
+    def local_mean(x: torch.Tensor) -> torch.Tensor:  # separable Gaussian filter
+        if reflect:
+            x = x[:, :, rows][:, :, :, columns]
         x = F.conv2d(x, gaussian.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
         return F.conv2d(x, gaussian.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
 
@@ -96,8 +124,14 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window_si
     cov_ab = local_mean(a * b) - mu_a * mu_b
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     numerator = (2 * mu_a * mu_b + c1) * (2 * cov_ab + c2)
-    ssim_map = numerator / ((mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2))
-    return ssim_map.flatten(1).mean(dim=1)
+    return numerator / ((mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2))
+
+
+def _symmetric(size: int, radius: int, device: torch.device) -> torch.Tensor:
+    """Indices of 0..size−1 extended by ``radius`` on each side by symmetric reflection (NumPy's "symmetric"
+    padding, repeated when radius > size): the sequence is periodic with period 2·size."""
+    position = torch.arange(-radius, size + radius, device=device).remainder(2 * size)
+    return torch.where(position < size, position, 2 * size - 1 - position)
 
 
 # ------------------------------------------------------------------------------------------- latent paths

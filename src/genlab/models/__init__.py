@@ -24,4 +24,5 @@ def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> 
     return cls(config_from_dict(cls.config_class, config, where=where))
 
 
-__all__ = ["GAN", "MODEL_KINDS", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig", "Phase", "SR", "SRConfig", "VAE", "VAEConfig", "build_model"]
+__all__ = ["GAN", "MODEL_KINDS", "SR", "VAE", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig", "Phase", "SRConfig", "VAEConfig",
+           "build_model"]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import TrainConfig, check_choice, check_positive
+from genlab.config import TrainConfig, check_choice, check_positive, documented
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
 from genlab.nn import ConvDecoder, ConvEncoder
@@ -79,15 +79,15 @@ class DiagonalGaussian:
 
 @dataclass
 class VAEConfig:
-    image_shape: tuple[int, int, int] = (1, 28, 28)
-    latent_dim: int = 16
-    channels: tuple[int, ...] = (32, 64)  # conv widths; each layer halves the resolution
-    hidden_dim: int = 256  # fully connected layer between the conv features and (μ, log σ²)
-    likelihood: Likelihood = "bernoulli"  # p(x|z): Bernoulli (BCE) or Gaussian (MSE)
-    binarize: bool = False  # dynamic binarization: train on x ~ Bernoulli(pixel) each step
-    gaussian_sigma: float = 0.1  # decoder σ for the Gaussian likelihood (initial value if learned)
-    learn_sigma: bool = False  # learn one shared decoder σ (Rybkin et al. 2021, "σ-VAE")
-    beta: float = 1.0  # weight of the KL term (β-VAE, Higgins et al. 2017, Eq. 4)
+    image_shape: tuple[int, int, int] = documented((1, 28, 28), "(channels, height, width) of the images")
+    latent_dim: int = documented(16, "size of the code z")
+    channels: tuple[int, ...] = documented((32, 64), "conv widths, each halving the resolution")
+    hidden_dim: int = documented(256, "fully connected layer between the conv features and (μ, log σ²)")
+    likelihood: Likelihood = documented("bernoulli", "p(x|z): bernoulli (BCE) or gaussian (MSE)")
+    binarize: bool = documented(False, "dynamic binarization: train on x ~ Bernoulli(pixel), drawn each step")
+    gaussian_sigma: float = documented(0.1, "decoder σ of the gaussian likelihood (the initial value if learned)")
+    learn_sigma: bool = documented(False, "learn one shared decoder σ (Rybkin et al. 2021, σ-VAE)")
+    beta: float = documented(1.0, "weight of the KL term (β-VAE, Higgins et al. 2017, Eq. 4)")
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""Building blocks shared by models."""
+"""Convolutional stacks shared by models: a DCGAN-style encoder (stride-2 convs) and its mirror decoder."""
 from __future__ import annotations
 
 import torch
@@ -42,7 +42,7 @@ class ConvDecoder(nn.Module):
         super().__init__()
         heights = downsampled_sizes(height, len(channels))[::-1]
         widths = downsampled_sizes(width, len(channels))[::-1]
-        widths_out = list(channels[::-1][1:]) + [out_channels]
+        widths_out = [*channels[::-1][1:], out_channels]
         layers: list[nn.Module] = []
         previous = channels[-1]
         for i, width_out in enumerate(widths_out):

@@ -6,24 +6,22 @@ writes ``report.md``, a self-contained ``report.html`` (pictures embedded as dat
 ``results.json`` to ``out_dir``, plus the pictures in ``out_dir/images/``. Each row of the table is
 a measurement, never a textbook claim:
 
-========================  =====================================================================
-output sharpness          Laplacian-energy ratio to real images; FID and KID in judge features
-sample fidelity           precision and density (Naeem et al. 2020)
-mode collapse             classes covered by the samples (judge), recall and coverage
-latent space              evenness / straightness of slerp paths in feature space, and a strip
-training stability        from metrics.csv, over the last half of training (see training_stability)
-likelihood                ELBO and IWAE(k) in nats and bits/dim, or "none (implicit model)"
-encoder                   reconstruction MSE / PSNR / SSIM, or "none: needs inversion"
-========================  =====================================================================
+==============================  ===============================================================
+fidelity and diversity          FID and KID of the samples vs the data, in judge features
+output sharpness                Laplacian-energy ratio to real images
+sample fidelity                 precision and density (Naeem et al. 2020)
+mode collapse                   classes covered by the samples (judge), recall and coverage
+latent space                    evenness / straightness of slerp paths in feature space, and a strip
+training stability              from metrics.csv, over the last half of training (``stability.py``)
+likelihood                      ELBO and IWAE(k) in nats and bits/dim, or "none (implicit model)"
+encoder                         reconstruction MSE / PSNR / SSIM, or "none: needs inversion"
+==============================  ===============================================================
 
-The report ends with a "which one should I use" paragraph built from these numbers.
+The report ends with a "which one should I use" paragraph built from these numbers. The pictures
+are drawn by ``pictures.py``, the files written by ``documents.py``.
 """
 from __future__ import annotations
 
-import base64
-import html
-import itertools
-import json
 import math
 import os
 import time
@@ -31,92 +29,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from genlab.data.dataset import Dataset
-from genlab.errors import ConfigError, DataError
+from genlab.errors import ConfigError
 from genlab.evaluation.api import applicable_metrics, evaluate, parse_metrics
-from genlab.io.files import atomic_write
-from genlab.io.images import make_grid, save_image
-from genlab.io.plots import _pyplot, _save_figure, plot_metrics, read_metrics_csv
+from genlab.evaluation.registry import METRICS
 from genlab.models.judge import resolve_judge
+from genlab.reporting.documents import write_documents
+from genlab.reporting.pictures import write_metric_bars, write_run_pictures
+from genlab.reporting.stability import training_stability
 from genlab.runs import load
-from genlab.tools.latent import interpolation_path
 
 DEFAULT_NUM_SAMPLES = 5000
-PREFERRED_LOSSES = ("vae/loss", "G/loss", "D/loss")  # the headline loss of a run, in this order
-GAN_PROBABILITIES = ("D/real_prob", "D/fake_prob")
-
-
-# ------------------------------------------------------------------------------------ training stability
-
-
-def training_stability(csv_path: str | os.PathLike) -> dict[str, Any]:
-    """How steadily a run trained, from its metrics.csv, over the LAST HALF of the logged rows
-    (after the initial descent, where a healthy run has settled):
-
-    - ``cv``: coefficient of variation std/|mean| of each ``*/loss`` column (population std).
-      Scale-free, so a VAE's loss in nats and a GAN's in logits can be set side by side; it
-      grows with noise and with drift. Undefined (NaN) for a loss whose mean is ~0.
-    - ``oscillation``: the fraction of consecutive first differences that change sign. 0 for a
-      monotone curve, about 2/3 for independent noise around a level, near 1 for a see-saw.
-      (Rows are means over ``log_every`` steps, so this is oscillation at that resolution.)
-    - GANs: mean and std of D(x) and D(G(z)) as probabilities ("D/real_prob", "D/fake_prob"),
-      and their gap mean D(x) − mean D(G(z)): 0 at the game's equilibrium (both 1/2), near 1
-      when D wins outright and G's gradient vanishes.
-    - ``recoveries``: divergence recoveries the loop logged in events.log.
-
-    ``main_loss`` names the headline column ("vae/loss", else "G/loss", else "D/loss").
-    """
-    path = Path(csv_path)
-    columns = read_metrics_csv(path)
-    rows = len(next(iter(columns.values()), []))
-    losses = [name for name in columns if name.endswith("/loss")]
-    main = next((name for name in PREFERRED_LOSSES if name in losses), losses[0] if losses else None)
-    result: dict[str, Any] = {"rows": rows, "main_loss": main, "losses": {}}
-    for name in losses:
-        values = _last_half(columns[name])
-        result["losses"][name] = {"cv": _coefficient_of_variation(values), "oscillation": _oscillation(values),
-                                  "mean": _mean(values)}
-    for name in GAN_PROBABILITIES:
-        if name in columns:
-            values = _last_half(columns[name])
-            result[name] = {"mean": _mean(values), "std": _std(values)}
-    if all(name in result for name in GAN_PROBABILITIES):
-        result["d_gap"] = result["D/real_prob"]["mean"] - result["D/fake_prob"]["mean"]
-    events = path.parent / "events.log"
-    result["recoveries"] = sum(1 for line in events.read_text().splitlines() if line.strip()) if events.is_file() else 0
-    return result
-
-
-def _last_half(values: list[float]) -> list[float]:
-    return [v for v in values[len(values) // 2:] if math.isfinite(v)]
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
-
-
-def _std(values: list[float]) -> float:
-    if not values:
-        return math.nan
-    mean = _mean(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-
-
-def _coefficient_of_variation(values: list[float]) -> float:
-    mean = _mean(values)
-    return _std(values) / abs(mean) if len(values) >= 2 and abs(mean) > 1e-8 else math.nan
-
-
-def _oscillation(values: list[float]) -> float:
-    signs = [1 if b > a else -1 for a, b in itertools.pairwise(values) if b != a]
-    if len(signs) < 2:
-        return math.nan
-    return sum(1 for s, t in itertools.pairwise(signs) if s != t) / (len(signs) - 1)
-
-
-# ------------------------------------------------------------------------------------------------ compare
+DISTRIBUTION = "Fidelity and diversity"  # the table's property for FID and KID
 
 
 def compare(runs: Sequence[str | os.PathLike], dataset: Dataset, out_dir: str | os.PathLike, *,
@@ -125,8 +49,8 @@ def compare(runs: Sequence[str | os.PathLike], dataset: Dataset, out_dir: str | 
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Evaluate each run (``num_samples`` samples, against ``dataset``), read its training log, draw
     its pictures, and write the report to ``out_dir``. ``metrics``: names to compute where they
-    apply (default: every metric that applies except ``cas``, which trains a classifier and is not
-    one of the table's properties). Returns what results.json holds: per run its kind, metrics,
+    apply (default: every default metric that applies, so not ``cas``, which trains a classifier
+    for minutes; name it to get the table's "Class conditioning" row). Returns what results.json holds: per run its kind, metrics,
     stability and pictures; the table; the verdict."""
     started = time.perf_counter()
     if not runs:
@@ -137,28 +61,27 @@ def compare(runs: Sequence[str | os.PathLike], dataset: Dataset, out_dir: str | 
     if features == "judge":  # load once, check once, share
         judge = resolve_judge(judge, tuple(dataset.image_shape), dataset_name=dataset.name)
     entries = []
-    for name, run in zip(names, runs):
+    for name, run in zip(names, runs, strict=True):
         model = load(run)
         log(f"Evaluating {name} ({model.kind.upper()}, {num_samples} samples against {dataset.name!r})")
         applicable = applicable_metrics(model, dataset)
-        chosen = [m for m in applicable if m != "cas"] if wanted is None else [m for m in wanted if m in applicable]
+        chosen = ([m for m in applicable if METRICS[m].default] if wanted is None
+                  else [m for m in wanted if m in applicable])
         measured = evaluate(model, dataset, chosen, num_samples, judge=judge, features=features, seed=seed,
                             progress=progress) if chosen else {}
         csv_path = Path(run) / "metrics.csv"
         stability = training_stability(csv_path) if csv_path.is_file() else None
         entry = {"name": name, "path": str(run), "kind": model.kind, "num_classes": int(getattr(model.config, "num_classes", 0) or 0),
                  "metrics": measured, "stability": stability,
-                 "pictures": _pictures(name, model, dataset, Path(run), out / "images", seed)}
+                 "pictures": write_run_pictures(name, model, dataset, Path(run), out / "images", seed)}
         entries.append(entry)
-    pictures = {"metrics": _plot_bars(entries, out / "images" / "metrics.png")}
+    pictures = {"metrics": write_metric_bars(entries, out / "images" / "metrics.png")}
     rows = _table(entries)
     verdict = _verdict(entries, dataset.name)
     results = {"dataset": dataset.name, "num_real": len(dataset), "num_samples": num_samples, "features": features,
                "runs": entries, "table": rows, "verdict": verdict, "pictures": pictures,
                "seconds": round(time.perf_counter() - started, 1)}
-    _write(out / "results.json", json.dumps(_jsonable(results), indent=2) + "\n")
-    _write(out / "report.md", _markdown(results, out))
-    _write(out / "report.html", _html(results, out))
+    write_documents(results, out)
     return results
 
 
@@ -169,65 +92,6 @@ def _run_names(paths: list[Path]) -> list[str]:
     if len(set(names)) < len(names):
         raise ConfigError(f"compare got the same run more than once: {', '.join(map(str, paths))}")
     return names
-
-
-# ------------------------------------------------------------------------------------------------ pictures
-
-
-@torch.no_grad()
-def _pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, seed: int) -> dict[str, str]:
-    """Samples grid, an interpolation strip (4 slerp paths of 10 frames) and training curves."""
-    stem = name.replace("/", "_")
-    written = {"samples": str(save_image(model.sample(64, seed=seed), folder / f"{stem}_samples.png", scale=2))}
-    paths, steps = 4, 10
-    generator = torch.Generator().manual_seed(seed + 1)
-    model.eval()
-    if hasattr(model, "encode"):  # a VAE: between the codes of real images
-        index = torch.randperm(len(dataset), generator=generator)[: 2 * paths]
-        codes = model.encode(dataset.float_images(index).to(model.device)).cpu()
-        frames = [model.decode(interpolation_path(codes[2 * i], codes[2 * i + 1], steps).to(model.device)).cpu()
-                  for i in range(paths)]
-    else:  # a GAN: between random z's (a conditional one keeps one class per path)
-        codes = torch.randn(2 * paths, model.config.latent_dim, generator=generator)
-        frames = []
-        for i in range(paths):
-            labels = [i % model.config.num_classes] * steps if getattr(model.config, "num_classes", 0) else None
-            frames.append(model.generate(interpolation_path(codes[2 * i], codes[2 * i + 1], steps), labels).cpu())
-    strip = make_grid(torch.cat(frames).clamp(0, 1), nrow=steps)
-    written["interpolation"] = str(save_image(strip, folder / f"{stem}_interpolation.png", scale=2))
-    csv_path = run / "metrics.csv"
-    if csv_path.is_file():
-        available = read_metrics_csv(csv_path)
-        columns = [c for c in available if c.endswith("/loss") or c in GAN_PROBABILITIES]
-        try:
-            written["training"] = str(plot_metrics(csv_path, folder / f"{stem}_training.png", columns or None,
-                                                   title=f"{name}: training"))
-        except DataError:  # fewer than two rows: nothing to draw
-            pass
-    return written
-
-
-def _plot_bars(entries: list[dict], path: Path) -> str | None:
-    """One panel per headline metric, one bar per run."""
-    panels = [(key, label) for key, label in (("fid", "FID (lower is better)"), ("sharpness", "sharpness (real = 1)"),
-                                              ("precision", "precision"), ("recall", "recall"),
-                                              ("coverage", "coverage"), ("smoothness_evenness", "path evenness (0 = even)"))
-              if any(key in e["metrics"] and math.isfinite(e["metrics"][key]) for e in entries)]
-    if not panels:
-        return None
-    plt = _pyplot()
-    figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
-    names = [e["name"] for e in entries]
-    for axis, (key, label) in zip(axes.flat, panels):
-        values = [e["metrics"].get(key, math.nan) for e in entries]
-        axis.bar(range(len(names)), [0 if math.isnan(v) else v for v in values], color=[f"C{i}" for i in range(len(names))])
-        axis.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
-        axis.set_title(label, fontsize=9)
-        if key == "sharpness":
-            axis.axhline(1.0, color="black", linestyle="--", linewidth=1)
-        axis.grid(alpha=0.3, axis="y")
-    figure.tight_layout()
-    return str(_save_figure(figure, path))
 
 
 # ------------------------------------------------------------------------------------------------ the table
@@ -275,10 +139,12 @@ def _table(entries: list[dict]) -> list[dict[str, Any]]:
     def row(prop: str, measure: str, cells: list[str]) -> None:
         rows.append({"property": prop, "measure": measure, "values": cells})
 
-    row("Output sharpness", "Laplacian energy vs real images (1.0 = as sharp)", [_cell(e, ["sharpness"], "{}") for e in entries])
-    row("Output sharpness", "FID in judge features (lower is better)", [_cell(e, ["fid"], "{}", digits=4) for e in entries])
-    row("Output sharpness", "KID ± std over subsets (≈0 = same distribution)",
+    # FID and KID compare the whole distribution of the samples with the data's, so they grow with lost fidelity
+    # and with lost diversity alike: a row of their own, not a measure of sharpness.
+    row(DISTRIBUTION, "FID in judge features (lower is better)", [_cell(e, ["fid"], "{}", digits=4) for e in entries])
+    row(DISTRIBUTION, "KID ± std over subsets (≈0 = same distribution)",
         [_cell(e, ["kid_mean", "kid_std"], "{} ± {}") for e in entries])
+    row("Output sharpness", "Laplacian energy vs real images (1.0 = as sharp)", [_cell(e, ["sharpness"], "{}") for e in entries])
     row("Sample fidelity", "precision / density", [_cell(e, ["precision", "density"], "{} / {}") for e in entries])
     row("Mode collapse", "classes covered (judge)",
         [_cell(e, ["classes_covered", "num_classes"], "{} of {}") for e in entries])
@@ -301,7 +167,7 @@ def _table(entries: list[dict]) -> list[dict[str, Any]]:
     if any("cas" in e["metrics"] for e in entries):
         row("Class conditioning", "CAS: accuracy on real data of a classifier trained on samples",
             [_cell(e, ["cas"], "{}") for e in entries])
-    order = ["Output sharpness", "Sample fidelity", "Mode collapse", "Class conditioning", "Latent space",
+    order = [DISTRIBUTION, "Output sharpness", "Sample fidelity", "Mode collapse", "Class conditioning", "Latent space",
              "Training stability", "Likelihood", "Encoder"]
     return sorted(rows, key=lambda r: order.index(r["property"]))
 
@@ -391,96 +257,4 @@ def _verdict(entries: list[dict], dataset_name: str) -> str:
     return " ".join(sentences)
 
 
-# ------------------------------------------------------------------------------------------------ writing
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)  # JSON has no NaN/inf
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _write(path: Path, text: str) -> None:
-    with atomic_write(path) as stream:
-        stream.write(text.encode())
-
-
-def _relative(path: str | None, out: Path) -> str | None:
-    return None if path is None else os.path.relpath(path, out)
-
-
-def _markdown(results: dict, out: Path) -> str:
-    entries = results["runs"]
-    lines = [f"# {' vs '.join(e['name'] for e in entries)} on {results['dataset']}", "",
-             (f"{results['num_samples']} samples per run against {results['num_real']} real images "
-              f"({results['features']} features); measured in {results['seconds']} s."), "",
-             "| property | measured as | " + " | ".join(f"{e['name']} ({e['kind'].upper()})" for e in entries) + " |",
-             "|---|---|" + "---|" * len(entries)]
-    for row in results["table"]:
-        lines.append(f"| {row['property']} | {row['measure']} | " + " | ".join(row["values"]) + " |")
-    lines += ["", "## Pictures", ""]
-    for e in entries:
-        lines.append(f"### {e['name']}")
-        for key, caption in (("samples", "samples"), ("interpolation", "interpolations (4 slerp paths)"),
-                             ("training", "training curves")):
-            if key in e["pictures"]:
-                lines.append(f"![{e['name']} {caption}]({_relative(e['pictures'][key], out)})")
-        lines.append("")
-    if results["pictures"].get("metrics"):
-        lines += [f"![metrics]({_relative(results['pictures']['metrics'], out)})", ""]
-    lines += ["## Which one should I use?", "", results["verdict"], "", _NOTES, ""]
-    return "\n".join(lines)
-
-
-_NOTES = ("Definitions: FID/KID/precision/recall/density/coverage are computed on the judge's penultimate "
-          "features (a small classifier, not Inception: compare these numbers only with each other). Stability is "
-          "read from each run's metrics.csv over the last half of training: CV = std/|mean| of the loss, "
-          "oscillation = share of sign changes of its first difference (0 monotone, ~2/3 noise). See "
-          "`genlab.evaluation.api.METRICS` and `genlab.reporting.comparison.training_stability`.")
-
-
-def _data_uri(path: str | None) -> str:
-    if path is None or not Path(path).is_file():
-        return ""
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def _html(results: dict, out: Path) -> str:
-    entries = results["runs"]
-    escape = html.escape
-    head = "".join(f"<th>{escape(e['name'])} ({e['kind'].upper()})</th>" for e in entries)
-    body = "".join(f"<tr><th>{escape(r['property'])}</th><td>{escape(r['measure'])}</td>"
-                   + "".join(f"<td>{escape(v)}</td>" for v in r["values"]) + "</tr>" for r in results["table"])
-    figures = []
-    for e in entries:
-        images = "".join(f"<figure><img src=\"{_data_uri(e['pictures'].get(key))}\" alt=\"{escape(e['name'])} {key}\">"
-                         f"<figcaption>{escape(key)}</figcaption></figure>"
-                         for key in ("samples", "interpolation", "training") if key in e["pictures"])
-        figures.append(f"<h3>{escape(e['name'])}</h3><div class=\"row\">{images}</div>")
-    if results["pictures"].get("metrics"):
-        figures.append(f"<img src=\"{_data_uri(results['pictures']['metrics'])}\" alt=\"metrics\">")
-    title = escape(f"{' vs '.join(e['name'] for e in entries)} on {results['dataset']}")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border: 1px solid #ccc; padding: .35em .6em; text-align: left; }}
-thead th {{ background: #f3f3f3; }} tbody th {{ font-weight: 600; background: #fafafa; }}
-.row {{ display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }} figure {{ margin: 0; }}
-img {{ max-width: 100%; image-rendering: pixelated; }} figcaption {{ font-size: .85em; color: #555; }}
-.verdict {{ background: #f6f8ff; border-left: 4px solid #4060c0; padding: .8em 1em; }}
-</style></head><body>
-<h1>{title}</h1>
-<p>{results['num_samples']} samples per run against {results['num_real']} real images ({escape(results['features'])} features); measured in {results['seconds']} s.</p>
-<table><thead><tr><th>property</th><th>measured as</th>{head}</tr></thead><tbody>{body}</tbody></table>
-<h2>Pictures</h2>
-{''.join(figures)}
-<h2>Which one should I use?</h2>
-<p class="verdict">{escape(results['verdict'])}</p>
-<p><small>{escape(_NOTES)}</small></p>
-</body></html>
-"""
+__all__ = ["compare"]

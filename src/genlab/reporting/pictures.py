@@ -1,17 +1,26 @@
-"""Pictures of a trained model: sample grids, reconstructions and morphs (PNG strips and GIFs).
+"""Pictures of trained models: sample grids, reconstructions and morphs (PNG strips and GIFs), and
+the comparison report's pictures (per run, and the bar chart of headline metrics).
 
-Shared by the CLI and the demo so that every picture genlab writes is made one way.
+Shared by the CLI, the demo and ``compare`` so that every picture genlab writes is made one way.
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from genlab.errors import ConfigError
-from genlab.io.images import make_grid, save_gif, save_image
+from genlab.data.dataset import Dataset
+from genlab.errors import ConfigError, DataError
+from genlab.io.grids import make_grid, save_gif, save_image
+from genlab.io.plots import _pyplot, _save_figure, plot_metrics, read_metrics_csv
 from genlab.models.base import GenerativeModel
+from genlab.reporting.stability import GAN_PROBABILITIES
+from genlab.tools.latent import interpolation_path
 from genlab.training.monitor import write_sample_picture
 
 
@@ -19,8 +28,6 @@ def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, 
                   **options) -> Path:
     """A grid of ``n`` samples (a scatter plot for point data); ``options`` go to ``model.sample``
     (e.g. a GAN's ``labels`` and ``truncation``)."""
-    import inspect
-
     accepted = inspect.signature(model.sample).parameters
     unknown = [name for name in options if name not in accepted]
     if unknown:
@@ -56,3 +63,59 @@ def write_morph(frames: torch.Tensor, png: str | os.PathLike | None, gif: str | 
     if gif is not None:
         written.append(save_gif(list(frames.cpu()), gif, duration_ms=100, boomerang=True, scale=scale))
     return written
+
+
+@torch.no_grad()
+def write_run_pictures(name: str, model: Any, dataset: Dataset, run: Path, folder: Path, seed: int) -> dict[str, str]:
+    """A run's pictures for the comparison report, written to ``folder`` as NAME_*.png: a samples grid,
+    an interpolation strip (4 slerp paths of 10 frames) and its training curves (from metrics.csv)."""
+    stem = name.replace("/", "_")
+    written = {"samples": str(save_image(model.sample(64, seed=seed), folder / f"{stem}_samples.png", scale=2))}
+    paths, steps = 4, 10
+    generator = torch.Generator().manual_seed(seed + 1)
+    model.eval()
+    if hasattr(model, "encode"):  # a VAE: between the codes of real images
+        index = torch.randperm(len(dataset), generator=generator)[: 2 * paths]
+        codes = model.encode(dataset.float_images(index).to(model.device)).cpu()
+        frames = [model.decode(interpolation_path(codes[2 * i], codes[2 * i + 1], steps).to(model.device)).cpu()
+                  for i in range(paths)]
+    else:  # a GAN: between random z's (a conditional one keeps one class per path)
+        codes = torch.randn(2 * paths, model.config.latent_dim, generator=generator)
+        frames = []
+        for i in range(paths):
+            labels = [i % model.config.num_classes] * steps if getattr(model.config, "num_classes", 0) else None
+            frames.append(model.generate(interpolation_path(codes[2 * i], codes[2 * i + 1], steps), labels).cpu())
+    strip = make_grid(torch.cat(frames).clamp(0, 1), nrow=steps)
+    written["interpolation"] = str(save_image(strip, folder / f"{stem}_interpolation.png", scale=2))
+    csv_path = run / "metrics.csv"
+    if csv_path.is_file():
+        available = read_metrics_csv(csv_path)
+        columns = [c for c in available if c.endswith("/loss") or c in GAN_PROBABILITIES]
+        with contextlib.suppress(DataError):  # fewer than two rows: nothing to draw
+            written["training"] = str(plot_metrics(csv_path, folder / f"{stem}_training.png", columns or None,
+                                                   title=f"{name}: training"))
+    return written
+
+
+def write_metric_bars(entries: list[dict], path: Path) -> str | None:
+    """One panel per headline metric, one bar per run (``entries``: name and metrics of each run);
+    None when no run has any of those metrics."""
+    panels = [(key, label) for key, label in (("fid", "FID (lower is better)"), ("sharpness", "sharpness (real = 1)"),
+                                              ("precision", "precision"), ("recall", "recall"),
+                                              ("coverage", "coverage"), ("smoothness_evenness", "path evenness (0 = even)"))
+              if any(key in e["metrics"] and math.isfinite(e["metrics"][key]) for e in entries)]
+    if not panels:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
+    names = [e["name"] for e in entries]
+    for axis, (key, label) in zip(axes.flat, panels, strict=True):
+        values = [e["metrics"].get(key, math.nan) for e in entries]
+        axis.bar(range(len(names)), [0 if math.isnan(v) else v for v in values], color=[f"C{i}" for i in range(len(names))])
+        axis.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+        axis.set_title(label, fontsize=9)
+        if key == "sharpness":
+            axis.axhline(1.0, color="black", linestyle="--", linewidth=1)
+        axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return str(_save_figure(figure, path))

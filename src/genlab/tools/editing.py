@@ -37,7 +37,7 @@ import torch
 
 from genlab.data import load_dataset
 from genlab.errors import ConfigError, DataError
-from genlab.io.images import concat_images, make_grid
+from genlab.io.grids import concat_images, make_grid
 from genlab.models.judge import resolve_judge
 from genlab.tools.inversion import _Inference, _unwrap, check_images, decode, invert, latent_dim
 
@@ -55,16 +55,35 @@ class Direction:
 # ------------------------------------------------------------------------------------ classes
 
 
+def num_classes(model: Any) -> int:
+    """How many classes a class-conditional model (or a GAN-encoder run's GAN) is conditioned on; 0 for the rest."""
+    inner, _ = _unwrap(model, None)
+    return int(getattr(getattr(inner, "config", None), "num_classes", 0) or 0)
+
+
+def repeat_to(labels: Sequence[int] | torch.Tensor, n: int) -> torch.Tensor:
+    """``labels`` repeated in order until there are ``n`` (e.g. 0,1,2 for 7 images: 0,1,2,0,1,2,0)."""
+    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+    if labels.numel() == 0:
+        raise ConfigError("labels must hold at least one class")
+    return labels.repeat(-(-n // labels.numel()))[:n]
+
+
+def _class_key(name: str) -> str:
+    """How class names are compared: case, hyphens, underscores and repeated spaces do not count ('ankle-boot' is 'Ankle boot')."""
+    return " ".join(name.replace("-", " ").replace("_", " ").casefold().split())
+
+
 def class_index(name_or_index: str | int, classes: Sequence[str], what: str = "class") -> int:
-    """A class given by name (case-insensitive) or index, as an index; unknown ones are a ConfigError naming the choices."""
+    """A class given by name (see :func:`_class_key`) or index, as an index; unknown ones are a ConfigError naming the choices."""
     if isinstance(name_or_index, int) or (isinstance(name_or_index, str) and name_or_index.strip().isdigit()):
         index = int(name_or_index)
         if not 0 <= index < len(classes):
             raise ConfigError(f"{what} {index} is out of range: the data has {len(classes)} classes ({', '.join(classes)})")
         return index
-    wanted = str(name_or_index).strip().casefold()
+    wanted = _class_key(str(name_or_index))
     for index, name in enumerate(classes):
-        if name.casefold() == wanted:
+        if _class_key(name) == wanted:
             return index
     raise ConfigError(f"unknown {what} {str(name_or_index).strip()!r}; the data's classes are: {', '.join(classes) or '(none)'}")
 
@@ -109,6 +128,8 @@ def label_direction(model: Any, dataset: Any, source: str | int, target: str | i
         if members.numel() == 0:
             raise DataError(f"dataset {dataset.name!r} has no images of class {dataset.classes[index]!r}")
         images = dataset.float_images(members)
+        if num_classes(model):  # a class-conditional GAN projects each image under its own class
+            invert_options["labels"] = dataset.labels[members]
         codes.append(invert(model, images, encoder=encoder, steps=steps, progress=progress, **invert_options))
     name = f"{dataset.classes[a]}->{dataset.classes[b]}"
     return Direction(mean_code_difference(*codes), name, a, b)
@@ -129,9 +150,15 @@ def read_folder(model: Any, folder: str | os.PathLike) -> torch.Tensor:
 
 def folder_direction(model: Any, from_dir: str | os.PathLike, to_dir: str | os.PathLike, *, encoder: Any = None,
                      steps: int | None = None, progress: bool = True, **invert_options: Any) -> Direction:
-    """The direction from the images in ``from_dir`` to those in ``to_dir``: difference of their mean codes."""
-    codes = [invert(model, read_folder(model, folder), encoder=encoder, steps=steps, progress=progress, **invert_options)
-             for folder in (from_dir, to_dir)]
+    """The direction from the images in ``from_dir`` to those in ``to_dir``: difference of their mean codes.
+    For a class-conditional GAN, ``labels`` in ``invert_options`` (the examples' classes) are repeated over each folder."""
+    labels = invert_options.pop("labels", None)
+    codes = []
+    for folder in (from_dir, to_dir):
+        images = read_folder(model, folder)
+        if labels is not None:
+            invert_options["labels"] = repeat_to(labels, images.shape[0])
+        codes.append(invert(model, images, encoder=encoder, steps=steps, progress=progress, **invert_options))
     return Direction(mean_code_difference(*codes), f"{Path(from_dir).name}->{Path(to_dir).name}")
 
 
@@ -233,14 +260,18 @@ def edit(model: Any, images_or_codes: torch.Tensor, direction: Direction | torch
     """The images (S×N×C×H×W in [0, 1]) of ``images_or_codes`` moved along ``direction`` by each strength.
 
     Images are inverted first (``invert_options`` go to ``genlab.tools.inversion.invert``); strength 0 then
-    gives their reconstruction. Codes are used as they are.
+    gives their reconstruction. Codes are used as they are. A class-conditional GAN needs ``labels`` (one class
+    per image) in ``invert_options``; every edit of an image keeps its class.
     """
     with torch.enable_grad():  # inversion may optimise
         z = codes_of(model, images_or_codes, **invert_options)
     codes = edit_codes(z, direction, strengths)
+    labels = invert_options.get("labels")
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1).repeat(codes.shape[0])  # the same classes per strength
     inner, _ = _unwrap(model, None)
     with _Inference(inner):
-        images = decode(inner, codes.flatten(0, 1))
+        images = decode(inner, codes.flatten(0, 1), labels)
     return images.view(codes.shape[0], codes.shape[1], *images.shape[1:])
 
 
@@ -304,7 +335,7 @@ def format_measurements(rows: list[dict[str, float]], direction_name: str = "") 
 
 
 __all__ = [
-    "Direction", "class_index", "edit", "edit_codes", "edit_grid", "folder_direction", "format_measurements", "labelled_columns",
-    "label_direction", "mean_code_difference", "measure_direction", "parse_direction", "parse_strengths",
-    "principal_direction", "principal_directions",
+    "Direction", "class_index", "edit", "edit_codes", "edit_grid", "folder_direction", "format_measurements", "label_direction",
+    "labelled_columns", "mean_code_difference", "measure_direction", "num_classes", "parse_direction", "parse_strengths",
+    "principal_direction", "principal_directions", "repeat_to",
 ]

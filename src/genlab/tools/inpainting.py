@@ -1,8 +1,8 @@
 """Inpainting and outpainting: fill the holes of images with a trained VAE or GAN (or a baseline).
 
     import genlab
-    from genlab.inpainting import inpaint
-    from genlab.masks import make_mask
+    from genlab.tools.inpainting import inpaint
+    from genlab.tools.masks import make_mask
     images = genlab.load_dataset("fashion-mnist", split="test").float_images(slice(0, 16))
     mask = make_mask("center", images.shape)                  # 1 = known, 0 = hole (genlab.masks)
     done = inpaint(genlab.load("runs/vae"), images, mask)     # in [0, 1]; known pixels kept exactly
@@ -30,7 +30,8 @@ hole: a hole pixel at distance d from the known region takes w·(nearest known p
 with w = max(0, 1 − d/(blend + 1)), a linear ramp that hides seams (Yeh et al. use Poisson blending for
 the same purpose). ``blend=0`` pastes the generated pixels as they are.
 
-Hole metrics for judging completions: ``hole_psnr`` and ``hole_ssim`` (PSNR and SSIM over hole pixels only).
+Hole metrics for judging completions: ``hole_psnr`` and ``hole_ssim`` (PSNR and SSIM over hole pixels only;
+the SSIM is ``genlab.metrics.ssim``'s, restricted with its ``where`` mask).
 """
 from __future__ import annotations
 
@@ -38,11 +39,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage
 
 from genlab.errors import ConfigError
-from genlab.io.images import concat_images, make_grid
+from genlab.io.grids import concat_images, make_grid
+from genlab.metrics.image import ssim
 from genlab.nn.modes import eval_mode
 from genlab.tools.inversion import project
 
@@ -295,44 +296,13 @@ def hole_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, *, data_rang
     return 10 * torch.log10(data_range ** 2 / mse)
 
 
-def ssim_map(a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
-             sigma: float = 1.5) -> torch.Tensor:
-    """The SSIM index at every pixel, N×C×H×W float64 (Wang et al. 2004, "Image Quality Assessment: From
-    Error Visibility to Structural Similarity", Eq. 13, K1 = 0.01, K2 = 0.03, Gaussian window 11×11, σ = 1.5):
-        SSIM = (2 μa μb + C1)(2 σab + C2) / ((μa² + μb² + C1)(σa² + σb² + C2)),  C_i = (K_i · data_range)².
-    Unlike ``genlab.metrics.ssim`` (valid windows only), windows reach past the border by symmetric
-    reflection (… c b a | a b c …), so pixels near the edge — where outpainting holes are — get a value.
-    """
-    a, b = a.detach().double(), b.detach().double()
-    radius = window_size // 2
-    offsets = torch.arange(window_size, dtype=torch.float64, device=a.device) - radius
-    gaussian = torch.exp(-offsets.square() / (2 * sigma ** 2))
-    gaussian = gaussian / gaussian.sum()
-    channels, height, width = a.shape[1:]
-    rows = torch.from_numpy(np.pad(np.arange(height), radius, mode="symmetric")).to(a.device)
-    columns = torch.from_numpy(np.pad(np.arange(width), radius, mode="symmetric")).to(a.device)
-
-    def local_mean(x: torch.Tensor) -> torch.Tensor:  # Gaussian-weighted mean around every pixel
-        x = x[:, :, rows][:, :, :, columns]
-        x = F.conv2d(x, gaussian.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-        return F.conv2d(x, gaussian.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-
-    mu_a, mu_b = local_mean(a), local_mean(b)
-    var_a = local_mean(a * a) - mu_a.square()
-    var_b = local_mean(b * b) - mu_b.square()
-    cov = local_mean(a * b) - mu_a * mu_b
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    return (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2))
-
-
 def hole_ssim(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, *, data_range: float = 1.0) -> torch.Tensor:
-    """SSIM per image averaged over the hole pixels (mask 0) and channels: ``ssim_map`` restricted to
-    the hole. float64 (N,); NaN for an image with no hole."""
+    """SSIM per image averaged over the hole pixels (mask 0) and channels: ``genlab.metrics.ssim`` with
+    ``where`` = the hole, so windows reach past the border by symmetric reflection and pixels at the
+    edge (where outpainting holes are) get a value. float64 (N,); NaN for an image with no hole."""
     if a.shape != b.shape or a.dim() != 4:
         raise ConfigError(f"hole_ssim: a and b must be N×C×H×W of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    values = ssim_map(a, b, data_range=data_range)
-    hole = _hole(mask, values)
-    return (values * hole).sum(dim=(1, 2, 3)) / (hole.sum(dim=(1, 2, 3)) * a.shape[1])
+    return ssim(a, b, data_range=data_range, where=_hole(mask, a.detach()))
 
 
 # ------------------------------------------------------------------------------------------ pictures

@@ -133,12 +133,12 @@ class _Inference:
     def __enter__(self) -> None:
         self.modes = [m.training for m in self.modules]
         self.frozen = [frozen(m) for m in self.modules]
-        for m, f in zip(self.modules, self.frozen):
+        for m, f in zip(self.modules, self.frozen, strict=True):
             m.eval()
             f.__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        for m, f, mode in zip(self.modules, self.frozen, self.modes):
+        for m, f, mode in zip(self.modules, self.frozen, self.modes, strict=True):
             f.__exit__(*exc)
             m.train(mode)
 
@@ -228,8 +228,9 @@ def project(model: Any, images: torch.Tensor, *, mask: torch.Tensor | None = Non
     its own; the gradient of the sum gives each z its own gradient). ``mask``: None (all known) or a
     tensor broadcastable to ``images``, 1 = known, 0 = unknown; unknown pixels do not enter the loss.
     ``labels``: the classes, for a conditional GAN (required there). ``steps=0`` returns the start.
-    ``judge``: whose features the perceptual term uses (see :func:`genlab.models.judge.resolve_judge`; False turns the term off). The learning rate
-    follows the StyleGAN2 projector's warm-up and cosine ramp-down. Weights stay untouched and in their mode.
+    ``judge``: whose features the perceptual term uses (see :func:`genlab.models.judge.resolve_judge`; False turns the term
+    off). The learning rate follows the StyleGAN2 projector's warm-up and cosine ramp-down. Weights stay untouched and in
+    their mode.
     """
     model, encoder = _unwrap(model, encoder)
     images = check_images(model, images)

@@ -1,6 +1,7 @@
 """Latent-space paths: straight and spherical interpolation between codes, and morphs between two images."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -59,19 +60,28 @@ def interpolation_path(z_from: torch.Tensor, z_to: torch.Tensor, steps: int,
 @torch.no_grad()
 def morph(model: GenerativeModel, image_from: torch.Tensor, image_to: torch.Tensor, steps: int = 10,
           method: Literal["lerp", "slerp"] = "slerp", *, encoder: GenerativeModel | None = None,
-          projection_steps: int | None = None, progress: bool = False) -> torch.Tensor:
+          projection_steps: int | None = None, labels: Sequence[int] | torch.Tensor | None = None,
+          progress: bool = False) -> torch.Tensor:
     """Decode a path between the codes of two images: ``steps`` frames, endpoints included.
 
     A VAE encodes both images (posterior means); a GAN finds their codes by inversion
     (``genlab.tools.inversion.invert``: the projector, started from ``encoder``'s guess when given; a GAN-encoder
     run brings its own), ``projection_steps`` optimisation steps (default: invert's).
+    ``labels``: the two images' classes, for a class-conditional GAN (required there); the frames take the
+    first image's class up to the middle of the path and the second's after it (the class is not a code).
     """
     if steps < 2:
         raise ConfigError(f"steps must be >= 2, got {steps}")
     if not hasattr(model, "encode") and getattr(model, "kind", None) != "gan":
         raise ConfigError(f"a {model.kind} model has no encoder and cannot be inverted; morphing between images needs one")
+    frame_labels = None
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+        if labels.numel() != 2:
+            raise ConfigError(f"labels must hold the classes of the two images, got {labels.numel()}")
+        frame_labels = torch.where(torch.arange(steps) < steps / 2, labels[0], labels[1])
     with torch.enable_grad():  # the projector optimises codes
         codes = invert(model, torch.stack([image_from, image_to]), encoder=encoder, steps=projection_steps,
-                       progress=progress)
+                       progress=progress, **({} if labels is None else {"labels": labels}))
     with eval_mode(model):
-        return decode(model, interpolation_path(codes[0], codes[1], steps, method=method))
+        return decode(model, interpolation_path(codes[0], codes[1], steps, method=method), frame_labels)

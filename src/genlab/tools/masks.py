@@ -1,6 +1,6 @@
 """Masks for inpainting and outpainting: float tensors N×1×H×W, **1 = known pixel, 0 = hole**.
 
-    from genlab.masks import make_mask, parse_mask
+    from genlab.tools.masks import make_mask, parse_mask
     mask = make_mask("center", images.shape)             # a centred square hole, half the side
     mask = make_mask("random", images.shape, seed=1)     # random boxes, different per image
     mask = parse_mask("border:0.6", images.shape)        # the CLI's spelling: KIND[:SIZE] or a PNG path

@@ -19,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.errors import ConfigError
-from genlab.io.images import read_image, save_image
+from genlab.io.grids import save_image
+from genlab.io.images import read_image
 
 
 def upscale_image(model, image: torch.Tensor, tile: int | None = None, overlap: int | None = None, *,
@@ -60,8 +61,9 @@ def upscale_image(model, image: torch.Tensor, tile: int | None = None, overlap: 
         chunk = boxes[first:first + per_call]
         pieces = torch.cat([batch[:, :, top:top + tile_h, left:left + tile_w] for top, left in chunk])
         upscaled = model.upscale(pieces, batch_size=batch_size).view(len(chunk), n, channels, tile_h * scale, tile_w * scale)
-        for (top, left), piece in zip(chunk, upscaled):
-            weight = feather(tile_h, top, height, overlap, scale, batch)[:, None] * feather(tile_w, left, width, overlap, scale, batch)[None, :]
+        for (top, left), piece in zip(chunk, upscaled, strict=True):
+            weight = (feather(tile_h, top, height, overlap, scale, batch)[:, None]
+                      * feather(tile_w, left, width, overlap, scale, batch)[None, :])
             rows, cols = slice(top * scale, (top + tile_h) * scale), slice(left * scale, (left + tile_w) * scale)
             out[:, :, rows, cols] += piece * weight
             weight_sum[rows, cols] += weight
@@ -75,7 +77,7 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     if size <= tile:
         return [0]
     stride = tile - overlap
-    return list(range(0, size - tile, stride)) + [size - tile]
+    return [*range(0, size - tile, stride), size - tile]
 
 
 def feather(length: int, start: int, size: int, overlap: int, scale: int, like: torch.Tensor) -> torch.Tensor:

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 import torch.distributed as dist
@@ -74,7 +74,7 @@ class Distributed:
         flat = torch.cat([t.detach().reshape(-1).float() for t in tensors])
         dist.all_reduce(flat)  # SUM: gloo has no AVG
         flat.div_(self.world_size)
-        for tensor, mean in zip(tensors, flat.split([t.numel() for t in tensors])):
+        for tensor, mean in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
             tensor.copy_(mean.view_as(tensor))
 
     def average_gradients(self, parameters: Iterable[torch.Tensor]) -> None:
@@ -115,6 +115,14 @@ class Distributed:
             return
         for tensor in tensors:
             dist.broadcast(tensor.data, src=0)
+
+    def from_main(self, value: torch.Tensor | None) -> torch.Tensor:
+        """Rank 0's 0-dim float ``value`` on every rank (the others pass None)."""
+        if not self.enabled:
+            return value  # type: ignore[return-value]
+        value = torch.zeros((), device=self.collective_device) if value is None else value.float().to(self.collective_device)
+        self.broadcast_([value])
+        return value
 
     def broadcast_module(self, module: torch.nn.Module) -> None:
         """Rank 0's parameters and buffers everywhere: every rank starts from the same weights."""

@@ -1,31 +1,36 @@
-"""What the training loop watches: running means of logged scalars, the metrics log, gradient
-norms, the diversity of samples (a mode-collapse alarm) and non-finite values (divergence)."""
+"""What the training loop watches: running means of logged scalars, gradient norms, the diversity
+of samples (a mode-collapse alarm) and non-finite values (divergence). Pure helpers; the callbacks
+that write what they measure are in callbacks.py."""
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from genlab.data.dataset import Dataset
 from genlab.data.toys import TOYS, mode_centers
-from genlab.io.images import save_image
+from genlab.io.grids import save_image
 from genlab.io.plots import plot_points
 
 
 class RunningMeans:
-    """Sums of logged scalars kept on the device; read back (one host sync) only when logging."""
+    """Sums of logged scalars kept on the device; read back (one host sync) only when logging.
+
+    ``latest`` holds each phase's values of its latest step, still on the device: a callback can
+    keep them every step (e.g. to record the loss curve) without making the loop wait for them.
+    """
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
+        self.latest: dict[str, dict[str, torch.Tensor]] = {}
 
     def add(self, phase: str, values: dict[str, torch.Tensor]) -> None:
+        latest = self.latest[phase] = {}
         for key, value in values.items():
             name = f"{phase}/{key}"
-            value = value.detach().float()
+            value = latest[key] = value.detach().float()
             self.sums[name] = self.sums[name] + value if name in self.sums else value
             self.counts[name] = self.counts.get(name, 0) + 1
 
@@ -34,8 +39,8 @@ class RunningMeans:
             return {}
         names = list(self.sums)
         totals = torch.stack([self.sums[n] for n in names]).tolist()
-        means = {n: total / self.counts[n] for n, total in zip(names, totals)}
-        self.clear()
+        means = {n: total / self.counts[n] for n, total in zip(names, totals, strict=True)}
+        self.sums, self.counts = {}, {}
         return means
 
     def all_finite(self) -> torch.Tensor:
@@ -45,7 +50,7 @@ class RunningMeans:
         return torch.stack(list(self.sums.values())).isfinite().all()
 
     def clear(self) -> None:
-        self.sums, self.counts = {}, {}
+        self.sums, self.counts, self.latest = {}, {}, {}
 
 
 def parameters_finite(model: torch.nn.Module) -> torch.Tensor:
@@ -85,61 +90,6 @@ class DiversityAlarm:
 
     def ratio(self, samples: torch.Tensor) -> torch.Tensor:
         return mean_pairwise_distance(samples) / max(self.data_diversity, 1e-12)
-
-
-METRICS_FILE = "metrics.csv"
-
-
-class MetricsLog:
-    """metrics.csv (one row per log interval) and TensorBoard scalars when tensorboard is installed."""
-
-    def __init__(self, run_dir: Path, *, resume_step: int | None, tensorboard: bool) -> None:
-        self.path = run_dir / METRICS_FILE
-        self.columns: list[str] = []
-        self.rows: list[dict[str, str]] = []
-        if resume_step is not None and self.path.exists():
-            with self.path.open(newline="") as handle:
-                reader = csv.DictReader(handle)
-                self.columns = list(reader.fieldnames or [])
-                self.rows = list(reader)
-        self.truncate_after(resume_step or 0)
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional
-                pass
-            else:
-                self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=resume_step)
-
-    def truncate_after(self, step: int) -> None:
-        """Drop rows logged after ``step`` (they will be logged again after a resume or recovery)."""
-        self.rows = [r for r in self.rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
-        self._rewrite()
-
-    def _rewrite(self) -> None:
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, self.columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def write(self, row: dict[str, Any]) -> None:
-        row = {k: (f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in row.items()}
-        self.rows.append(row)
-        if any(k not in self.columns for k in row):  # a phase that logs for the first time
-            self.columns += [k for k in row if k not in self.columns]
-            self._rewrite()
-        else:
-            with self.path.open("a", newline="") as handle:
-                csv.DictWriter(handle, self.columns).writerow(row)
-        if self.writer is not None:
-            for key, value in row.items():
-                if key not in ("step", "epoch"):
-                    self.writer.add_scalar(key, float(value), int(row["step"]))
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 def write_sample_picture(samples: torch.Tensor, path_stem: str | os.PathLike, dataset_name: str = "",

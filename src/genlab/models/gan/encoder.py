@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import TrainConfig, check_positive, config_from_dict, config_to_dict
+from genlab.config import TrainConfig, check_positive, config_from_dict, config_to_dict, documented
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference
 from genlab.models.gan.model import GAN, GANConfig
@@ -39,19 +39,21 @@ def judge_features(judge: Any, images: torch.Tensor) -> torch.Tensor:
     """The judge's penultimate features (N×F) scaled to unit length, differentiable (``Judge.features`` is
     no-grad, for metrics). Unit length as LPIPS normalises each layer's activations (Zhang et al. 2018, Eq. 1),
     so ‖φ̂(a) − φ̂(b)‖² lies in [0, 4] whatever the judge's scale: a feature weight means the same for any judge.
-    Shared with the projector (genlab.inversion)."""
+    Shared with the projector (genlab.tools.inversion)."""
     return F.normalize(judge._features(images), dim=1, eps=1e-6)
 
 
 @dataclass
 class GANEncoderConfig:
-    gan: dict[str, Any] = field(default_factory=lambda: config_to_dict(GANConfig()))  # the frozen GAN's GANConfig
-    gan_run: str = ""  # where the GAN was loaded from (provenance only; its weights are stored in this run)
-    channels: tuple[int, ...] = (32, 64, 128)  # stride-2 4×4 convs, each halving the resolution
-    hidden_dim: int = 512  # fully connected layer between the conv features and z
-    latent_weight: float = 1.0  # ‖E(G(z)) − z‖² / d on G's samples (IcGAN's L_ez)
-    image_weight: float = 1.0  # ‖G(E(x)) − x‖² per pixel on real images (Zhu et al. 2016, learned projection)
-    feature_weight: float = 0.1  # ‖φ̂(G(E(x))) − φ̂(x)‖² with the shipped judge (1×28×28 images only; else ignored)
+    gan: dict[str, Any] = field(default_factory=lambda: config_to_dict(GANConfig()),
+                                metadata={"help": "the frozen GAN's GANConfig, as a dict"})
+    gan_run: str = documented("", "where the GAN was loaded from (provenance only; its weights are stored in this run)")
+    channels: tuple[int, ...] = documented((32, 64, 128), "widths of the stride-2 4×4 convs, each halving the resolution")
+    hidden_dim: int = documented(512, "fully connected layer between the conv features and z")
+    latent_weight: float = documented(1.0, "weight of ‖E(G(z)) − z‖²/d on G's samples (IcGAN's L_ez)")
+    image_weight: float = documented(1.0, "weight of ‖G(E(x)) − x‖² per pixel on real images (Zhu et al. 2016, learned projection)")
+    feature_weight: float = documented(0.1, "weight of ‖φ̂(G(E(x))) − φ̂(x)‖² in the shipped judge's features "
+                                            "(1×28×28 images only; else ignored)")
 
     def __post_init__(self) -> None:
         if isinstance(self.gan, GANConfig):

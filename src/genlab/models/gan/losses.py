@@ -8,7 +8,7 @@ on logits, where log σ(l) = −softplus(−l) and log(1 − σ(l)) = −softplu
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -3,19 +3,21 @@
 A generator G maps noise z ~ N(0, I) to samples; a discriminator D scores samples as real or fake.
 Each training step updates D (``d_steps`` times, on fresh batches) and then G (on D's last batch,
 so a conditional G copies the data's labels; with one D step, on the very fakes D just saw), plus
-R1 on D every ``r1_every`` steps when enabled: three phases of the one training loop (models/base.py). D sees images in [-1, 1], G ends in tanh;
-``sample`` returns [0, 1] like every model here. Point data (N×D) passes through unscaled.
+R1 on D every ``r1_every`` steps when enabled: three phases of the one training loop (models/base.py).
+D sees images in [-1, 1], G ends in tanh; ``sample`` returns [0, 1] like every model here. Point data (N×D)
+passes through unscaled.
 """
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
-from genlab.config import TrainConfig, check_choice, check_positive
+from genlab.config import TrainConfig, check_choice, check_positive, documented
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
 from genlab.models.gan.losses import GAN_LOSSES, gradient_penalty, r1_penalty
@@ -42,30 +44,32 @@ class GANConfig:
     For point data (image_shape=(D,)) "auto" picks the PacGAN/VEEGAN toy MLPs and a 2-D latent.
     """
 
-    image_shape: tuple[int, ...] = (1, 28, 28)  # (C, H, W) images or (D,) points
-    latent_dim: int | None = None  # None: 100 for images (DCGAN), 2 for points (PacGAN's toys)
-    num_classes: int = 0  # > 0: class-conditional G (conditional BN) and projection D
-    architecture: Architecture = "auto"  # "dcgan" for images, "mlp" for points
-    g_width: int | None = None  # None: 64 (DCGAN's ngf) or 400 (MLP hidden units)
-    d_width: int | None = None  # None: 64 (DCGAN's ndf) or 200 (MLP hidden units)
-    d_norm: DiscriminatorNorm = "auto"  # batch norm in D; auto: DCGAN's, unless a gradient penalty or SN is on
-    loss: Loss = "ns"
-    lr_g: float = 4e-4  # separate rates for G and D (TTUR, Heusel et al. 2017); see the docstring
-    lr_d: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam β1 = 0.5 (DCGAN §4)
-    d_steps: int = 1  # D updates per G update (5 in WGAN-GP's Algorithm 1)
-    gp_weight: float = 10.0  # λ of the WGAN-GP penalty (Gulrajani et al. 2017, Eq. 3)
-    r1_gamma: float = 0.0  # γ of the R1 penalty (Mescheder et al. 2018, Eq. 9); 0 = off
-    r1_every: int = 16  # lazy regularisation: R1 every k steps, weighted by k (StyleGAN2 §3.1)
-    spectral_norm: bool = False  # spectral norm on every D layer (Miyato et al. 2018)
-    diffaugment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout,color"
+    image_shape: tuple[int, ...] = documented((1, 28, 28), "(C, H, W) images or (D,) points")
+    latent_dim: int | None = documented(None, "size of z (default: 100 for images, as DCGAN; 2 for points, as PacGAN's toys)")
+    num_classes: int = documented(0, "> 0: a class-conditional G (conditional batch norm) and projection D")
+    architecture: Architecture = documented("auto", "dcgan (images) or mlp (points); auto: by the data")
+    g_width: int | None = documented(None, "G's width (default: 64, DCGAN's ngf, or 400 MLP hidden units)")
+    d_width: int | None = documented(None, "D's width (default: 64, DCGAN's ndf, or 200 MLP hidden units)")
+    d_norm: DiscriminatorNorm = documented("auto", "batch norm in D; auto: DCGAN's, unless a gradient penalty or spectral norm is on")
+    loss: Loss = documented("ns", "adversarial loss (ns: non-saturating)")
+    # Separate rates for G and D (TTUR, Heusel et al. 2017); see the docstring.
+    lr_g: float = documented(4e-4, "G's Adam learning rate")
+    lr_d: float = documented(1e-4, "D's Adam learning rate (TTUR: may differ from G's)")
+    betas: tuple[float, float] = documented((0.5, 0.999), "Adam's β1,β2 (β1 = 0.5: DCGAN §4)")
+    d_steps: int = documented(1, "D updates per G update (5 in WGAN-GP's Algorithm 1)")
+    gp_weight: float = documented(10.0, "λ of the wgan-gp penalty (Gulrajani et al. 2017, Eq. 3)")
+    r1_gamma: float = documented(0.0, "γ of the R1 penalty (Mescheder et al. 2018, Eq. 9); 0: off")
+    r1_every: int = documented(16, "lazy regularisation: R1 every K steps, weighted by K (StyleGAN2 §3.1)")
+    spectral_norm: bool = documented(False, "spectral norm on every D layer (Miyato et al. 2018)")
+    diffaugment: str = documented("", "DiffAugment policy for D's inputs, e.g. translation,cutout,color")
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         points = len(self.image_shape) == 1
         if not (points and self.image_shape[0] >= 1) and not (len(self.image_shape) == 3 and self.image_shape[0] in (1, 3)):
-            raise ConfigError(f"image_shape must be (channels, height, width) with 1 or 3 channels, or (dim,) for points, got {self.image_shape}")
+            raise ConfigError("image_shape must be (channels, height, width) with 1 or 3 channels, or (dim,) for points, "
+                              f"got {self.image_shape}")
         check_choice("architecture", self.architecture, Architecture)
         check_choice("loss", self.loss, Loss)
         check_choice("d_norm", self.d_norm, DiscriminatorNorm)
@@ -97,7 +101,8 @@ class GANConfig:
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.loss == "wgan-gp" and self.d_norm == "batch":
-            raise ConfigError("d_norm 'batch' cannot be used with loss 'wgan-gp': the penalty is per sample and batch norm mixes samples; use d_norm 'none' (Gulrajani et al. 2017 §4)")
+            raise ConfigError("d_norm 'batch' cannot be used with loss 'wgan-gp': the penalty is per sample and batch norm mixes "
+                              "samples; use d_norm 'none' (Gulrajani et al. 2017 §4)")
         if parse_policy(self.diffaugment) and points:
             raise ConfigError(f"diffaugment {self.diffaugment!r} augments images; it does not apply to point data, use ''")
 

@@ -7,6 +7,8 @@ norm in G (de Vries et al. 2017; Brock et al. 2019, BigGAN §3) and a projection
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +29,7 @@ MLP_G_LAYERS, MLP_D_LAYERS = 4, 3
 
 
 def check_image_size(image_shape: tuple[int, ...]) -> None:
-    channels, height, width = image_shape
+    _, height, width = image_shape
     if height != width or height not in DCGAN_RESOLUTIONS:
         sizes = ", ".join(f"{s}×{s}" for s in DCGAN_RESOLUTIONS)
         raise ConfigError(f"image_shape {tuple(image_shape)}: the DCGAN networks take {sizes} images; resize the data")
@@ -73,7 +75,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = z[:, :, None, None] if self.images else z  # a code is a 1×1 feature map to the first transposed conv
-        for layer, norm in zip(self.layers, self.norms):
+        for layer, norm in zip(self.layers, self.norms, strict=True):
             h = F.relu(norm(layer(h), labels))
         h = self.output(h)
         return torch.tanh(h) if self.images else h
@@ -109,7 +111,7 @@ def dcgan_generator(image_shape: tuple[int, int, int], latent_dim: int, width: i
     start, num_up = DCGAN_RESOLUTIONS[size]
     widths = [width * 2 ** i for i in reversed(range(num_up))]
     layers = [nn.ConvTranspose2d(latent_dim, widths[0], start, 1, 0, bias=False)]  # 1×1 → start×start
-    layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in zip(widths, widths[1:])]
+    layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in itertools.pairwise(widths)]
     generator = Generator(layers, widths, nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), num_classes, images=True)
     return dcgan_init(generator)
 
@@ -140,7 +142,7 @@ def dcgan_discriminator(image_shape: tuple[int, int, int], width: int, num_class
 def mlp_generator(dim: int, latent_dim: int, width: int, num_classes: int) -> Generator:
     """4 × [Linear → BN → ReLU] → Linear (the PacGAN/VEEGAN toy generator; see MLP_G_LAYERS)."""
     sizes = [latent_dim] + [width] * MLP_G_LAYERS
-    layers = [nn.Linear(a, b, bias=False) for a, b in zip(sizes, sizes[1:])]
+    layers = [nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)]
     return dcgan_init(Generator(layers, sizes[1:], nn.Linear(width, dim), num_classes, images=False))
 
 

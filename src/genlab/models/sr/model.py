@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from genlab.config import TrainConfig, check_choice, check_positive
+from genlab.config import TrainConfig, check_choice, check_positive, documented
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam
 from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
@@ -45,34 +45,39 @@ class SRConfig:
     better (step 50: 17.0 dB against 16.5). G's learning rate is ``TrainConfig.lr``; D's is ``lr_d``.
     """
 
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of the high-res images; H, W multiples of scale
-    scale: int = 4  # 2 or 4: one or two ×2 sub-pixel stages
-    variant: Variant = "srresnet"
-    channels: int = 32  # feature maps in G (64 in Ledig et al.; 32 is 3.4× cheaper per step on CPU and learns faster per second)
-    blocks: int = 8  # residual blocks in G
+    image_shape: tuple[int, int, int] = documented((1, 28, 28), "(C, H, W) of the high-res images; H and W multiples of scale")
+    scale: int = documented(4, "upscaling factor, 2 or 4 (one or two ×2 sub-pixel stages)")
+    variant: Variant = documented("srresnet", "srresnet: pixel MSE (highest PSNR); srgan: judge-feature content loss "
+                                              "+ adversarial (sharper)")
+    # 64 in Ledig et al.; 32 is 3.4× cheaper per step on CPU and learns faster per second.
+    channels: int = documented(32, "feature maps in G")
+    blocks: int = documented(8, "residual blocks in G")
     # G predicts a correction to bicubic upsampling (see SRResNet). Measured, ×4 Fashion-MNIST, 32 channels,
     # batch 64: training PSNR after 150 steps 18.4 dB with it, 17.3 dB without (bicubic: 16.0 dB).
-    residual: bool = True
+    residual: bool = documented(True, "G predicts a correction to bicubic upsampling (off: the image itself)")
     # srgan only:
-    content_weight: float = 1.0  # judge-feature MSE (the "VGG loss", Ledig Eq. 5)
-    pixel_weight: float = 1.0  # pixel MSE (Ledig Eq. 4), kept beside the content loss for stability
-    adversarial_weight: float = 1e-3  # −log D(G(x_LR)) (Ledig Eq. 6, weighted 10⁻³ in Eq. 3)
-    judge: str = "auto"  # content features: "auto" (the shipped judge for 1×28×28, else none), "none", or a judge run dir
+    content_weight: float = documented(1.0, "srgan: weight of the judge-feature MSE (the VGG loss, Ledig Eq. 5)")
+    pixel_weight: float = documented(1.0, "srgan: weight of the pixel MSE (Ledig Eq. 4), kept beside the content loss for stability")
+    adversarial_weight: float = documented(1e-3, "srgan: weight of −log D(G(x_LR)) (Ledig Eq. 6; 10⁻³ in Eq. 3)")
+    judge: str = documented("auto", "srgan content features: auto (the shipped judge for 1×28×28, else none), none, "
+                                    "or a judge run directory")
     # Which judge conv block's pre-pool feature map the content loss compares: 0, the first (before any
     # pooling, like Ledig's VGG22), or -1, the last (like VGG54). Measured (benchmarks/super_resolution.py,
     # ×4 Fashion-MNIST, 450 steps from the same SRResNet, 10,000 test images): block 0 PSNR 20.23 dB,
     # judge FID 145, sharpness 0.66; block -1 19.94 dB, FID 160, 0.61, with a grid-like texture (its
     # gradient passes the first max-pool, which reaches one pixel in four); the SRResNet 21.02 dB, 149, 0.34.
-    content_block: int = 0
-    d_width: int = 32  # D's first conv width (doubles twice)
-    lr_d: float | None = None  # D's Adam rate; None: G's (TrainConfig.lr)
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam, as Ledig et al. (β1 = 0.9)
+    content_block: int = documented(0, "srgan: compare the judge's conv block K features (0: the first, like VGG22; "
+                                       "-1: the last, like VGG54)")
+    d_width: int = documented(32, "srgan: D's first conv width (doubles twice)")
+    lr_d: float | None = documented(None, "srgan: D's Adam learning rate (default: G's)")
+    betas: tuple[float, float] = documented((0.9, 0.999), "Adam's β1,β2 (β1 = 0.9, as Ledig et al.)")
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3):
-            raise ConfigError(f"image_shape must be (channels, height, width) of the high-res images with 1 or 3 channels, got {self.image_shape}")
+            raise ConfigError("image_shape must be (channels, height, width) of the high-res images with 1 or 3 channels, "
+                              f"got {self.image_shape}")
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
             raise ConfigError(f"scale must be 2 or 4, got {self.scale!r}")
         _, height, width = self.image_shape
