@@ -8,18 +8,22 @@ loaded in this single process, and with single-process training on the same glob
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 import genlab
+from genlab.cli.main import main
 from genlab.config import TrainConfig
 from genlab.errors import ConfigError
 from genlab.models import GAN, VAE, GANConfig, VAEConfig
@@ -172,6 +176,72 @@ def test_the_global_batch_must_split_evenly(monkeypatch, tmp_path):
     monkeypatch.setattr("genlab.training.loop.setup_distributed", distributed.setup)
     with pytest.raises(ConfigError, match="divisible by the 3 processes"):
         train(make_model("ae", seed=0), blobs28(), train_config(tmp_path / "x"))
+
+
+def test_the_wait_for_peers_is_an_environment_setting(monkeypatch):
+    from genlab.training.distributed import TIMEOUT_ENV, timeout_seconds
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert timeout_seconds() == 300  # not PyTorch's 30 minutes
+    monkeypatch.setenv(TIMEOUT_ENV, "2.5")
+    assert timeout_seconds() == 2.5
+    for bad in ("0", "-1", "soon", "nan"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(ConfigError, match=f"{TIMEOUT_ENV} must be a number of seconds > 0, got '{bad}'"):
+            timeout_seconds()
+
+
+def launch_rank(rank: int, port: int, out: Path, data: Path, timeout_s: float) -> subprocess.Popen:
+    """One rank of a two-process run started by hand (no torchrun): what torchrun would set, set ourselves."""
+    python_path = os.pathsep.join(filter(None, [str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1", "WORLD_SIZE": "2",
+           "RANK": str(rank), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "GENLAB_DIST_TIMEOUT": str(timeout_s)}
+    command = [sys.executable, "-m", "genlab", "train", "vae", "--data", str(data), "--out", str(out), "--device", "cpu",
+               "--epochs", "1000", "--batch-size", "16", "--log-every", "1", "--latent-dim", "4", "--channels", "8,16",
+               "--hidden-dim", "32", "--no-progress", "--num-sample-images", "0", "--no-plots", "--no-tensorboard"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def blobs_npz(tmp_path) -> Path:
+    data = blobs28()
+    path = tmp_path / "blobs.npz"
+    np.savez(path, images=data.images.numpy(), labels=data.labels.numpy())
+    return path
+
+
+def test_a_peer_that_never_arrives_ends_the_wait_with_one_line(tmp_path, blobs_npz):
+    started = time.time()
+    rank0 = launch_rank(0, free_port(), tmp_path / "run", blobs_npz, timeout_s=3)
+    _, err = rank0.communicate(timeout=120)
+    assert rank0.returncode == 2, err
+    assert time.time() - started < 90  # seconds, not PyTorch's 30 minutes
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("genlab: error: rank 0 of 2: the 2 processes did not all join at 127.0.0.1:") and "within 3 s" in line
+    assert "Traceback" not in err
+
+
+def test_a_rank_killed_mid_run_ends_the_other_with_one_line_and_the_run_resumes(tmp_path, blobs_npz):
+    port, run = free_port(), tmp_path / "run"
+    ranks = [launch_rank(rank, port, run, blobs_npz, timeout_s=30) for rank in (0, 1)]
+    deadline = time.time() + 120
+    while not (run / "metrics.csv").exists() or len((run / "metrics.csv").read_text().splitlines()) < 4:
+        if time.time() > deadline or any(p.poll() is not None for p in ranks):
+            for p in ranks:
+                p.kill()
+            pytest.fail("the two ranks did not start training: " + "".join(p.communicate()[1][-2000:] for p in ranks))
+        time.sleep(0.1)
+    ranks[1].send_signal(signal.SIGKILL)  # no torchrun to tell the other rank
+    ranks[1].wait()
+    _, err = ranks[0].communicate(timeout=120)
+    assert ranks[0].returncode == 2, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("genlab: error: rank 0 of 2: lost contact with the other processes"), err
+    assert "Traceback" not in err
+    genlab.load(run)  # the last checkpoint is whole
+    assert main(["train", "vae", "--out", str(run), "--resume", "--epochs", "1", "--latent-dim", "4", "--channels", "8,16",
+                 "--hidden-dim", "32"]) == 0  # in one process: the saved data and options
 
 
 if __name__ == "__main__":

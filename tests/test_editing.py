@@ -229,3 +229,35 @@ def test_cli_interpolate_between_image_files_for_gan_and_vae(runs, tmp_path, cap
                            (["--from", str(runs / "missing.png"), "--to", str(runs / "b.png")], "image file not found")):
         assert main(["interpolate", str(runs / "gan"), *extra, "-o", str(strip)]) == 2
         assert message in capsys.readouterr().err
+
+
+# ----- projecting many images: one bar with an estimate, and the fast path said up front (issue 14) -----
+def test_a_shared_bar_counts_every_projected_image(runs):
+    from genlab.tools.inversion import invert, projection_bar
+
+    gan, vae = genlab.load(runs / "gan"), genlab.load(runs / "vae")
+    images = genlab.load_dataset("fashion-mnist-mini", split="test").float_images(slice(0, 7))
+    bar = projection_bar(7 + 7 + 7)  # (a disabled bar counts nothing)
+    invert(gan, images, steps=3, batch_size=4, progress=bar)  # two batches of a GAN's projector
+    assert bar.n == pytest.approx(7)
+    invert(vae, images, progress=bar)  # a VAE: its encoder, no steps
+    assert bar.n == pytest.approx(14)
+    edit(gan, images, torch.zeros(8), [0.0, 1.0], steps=2, progress=bar)  # what editing passes on
+    assert bar.n == pytest.approx(21)
+    bar.close()
+
+
+def test_cli_edit_of_a_gan_without_encoder_names_the_fast_path_and_shows_one_bar(runs, tmp_path, capsys):
+    out = tmp_path / "edits.png"
+    assert main(["edit", str(runs / "gan"), "--direction", "Sneaker->Ankle boot", "--max-per-class", "3", "-n", "2",
+                 "--measure", "2", "--projection-steps", "2", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: projecting 10 images onto the GAN by optimisation (2 steps each: minutes on a CPU); --encoder RUN, "
+                     f"a GAN encoder from `genlab train encoder --gan {runs / 'gan'}`, is the fast path"]
+    assert "10/10 images" in err and "projecting 3 image(s)" not in err  # one bar over all 3 + 3 + 2 + 2, no bar per batch
+    # with an encoder (or a GAN-encoder run), or a VAE: no note
+    for run, extra in ((runs / "gan", ["--encoder", str(runs / "encoder")]), (runs / "encoder", []), (runs / "vae", [])):
+        assert main(["edit", str(run), "--direction", "pc0", "-n", "2", "--measure", "0", "--projection-steps", "1",
+                     "-o", str(out), "--no-progress", *extra]) == 0
+        assert "note:" not in capsys.readouterr().err

@@ -12,7 +12,8 @@ from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
 from genlab.models.sr.model import SR, SRConfig
 from genlab.models.sr.nets import downsample, judge_feature_map, upsample_bicubic
-from genlab.tools.upscale import feather, tile_starts, upscale_image
+from genlab.tools import upscale
+from genlab.tools.upscale import feather, receptive_radius, tile_limits, tile_starts, upscale_image
 
 TINY = dict(channels=8, blocks=1, d_width=4)
 
@@ -164,37 +165,84 @@ def test_tile_starts_cover_the_side_and_feathers_sum_to_one():
         for s in starts:
             covered[s:s + tile] = True
         assert covered.all() and starts[0] == 0 and starts[-1] == max(0, size - tile)
-    # two tiles overlapping by exactly `overlap`: complementary ramps
-    left, right = feather(8, 0, 13, 3, 2, torch.zeros(1)), feather(8, 5, 13, 3, 2, torch.zeros(1))
-    total = torch.zeros(26)
-    total[:16] += left
-    total[10:] += right
-    torch.testing.assert_close(total, torch.ones(26))
+    # two tiles overlapping by exactly `overlap`: complementary ramps, after `margin` pixels of weight 0 at each edge
+    for overlap, margin in ((3, 0), (5, 2), (4, 2)):
+        left, right = feather(8, 0, 16 - overlap, overlap, 2, torch.zeros(1), margin), feather(8, 8 - overlap, 16 - overlap, overlap, 2,
+                                                                                             torch.zeros(1), margin)
+        total = torch.zeros(2 * (16 - overlap))
+        total[:16] += left
+        total[-16:] += right
+        torch.testing.assert_close(total, torch.ones_like(total))
+        assert (left[16 - 2 * margin:] == 0).all() and (right[:2 * margin] == 0).all()
 
 
-@pytest.mark.numerics
-def test_tiled_upscaling_matches_a_whole_image_pass():
-    model = tiny(channels=8, blocks=2)
+def _random_batch_norm(model):
     with torch.no_grad():  # random batch-norm statistics too, so every layer matters
         for module in model.generator.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 1.5)
-    image = torch.rand(2, 1, 45, 61)  # larger than training size, not a multiple of the tile
+    return model
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize(("overrides", "radius"), [
+    (dict(channels=8, blocks=2), 12), (dict(channels=8, blocks=1, scale=2), 10), (dict(channels=8, blocks=0, residual=False), 8),
+    (dict(channels=32, blocks=8), 24),  # the default ×4 net
+])
+def test_the_receptive_radius_is_exact(overrides, radius):
+    """A gradient probe, in float64 so that no influence is too small to show: the low-res pixels whose change moves
+    the output pixels of one low-res pixel reach exactly `radius` pixels to each side, in both directions."""
+    model = _random_batch_norm(tiny(**overrides))
+    assert receptive_radius(model) == radius
+    generator, scale = model.generator.double(), model.scale
+    size, centre = 2 * radius + 9, radius + 4
+    image = torch.rand(1, 1, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    generator(image)[..., centre * scale:(centre + 1) * scale, centre * scale:(centre + 1) * scale].sum().backward()
+    influence = image.grad[0, 0].abs()
+    for axis in (0, 1):
+        reach = influence.sum(axis).nonzero().flatten()
+        assert (reach.min().item(), reach.max().item()) == (centre - radius, centre + radius)
+
+
+@pytest.mark.numerics
+def test_tiled_upscaling_equals_a_whole_image_pass(monkeypatch):
+    model = _random_batch_norm(tiny(channels=8, blocks=2))  # receptive radius 12: overlap >= 24, tiles >= 48
+    assert tile_limits(model) == (24, 48)
+    image = torch.rand(2, 1, 100, 131, generator=torch.Generator().manual_seed(0))  # not a multiple of any tile
     whole = model.upscale(image)
-    tiled = upscale_image(model, image, tile=32)  # default overlap: the receptive-field radius, 12 here
-    assert tiled.shape == whole.shape == (2, 1, 180, 244)
-    error = (tiled - whole).abs()
-    assert error.max() < 0.03 and error.mean() < 1e-3  # measured 0.016 and 0.0006
-    # without overlap the seams show: the blending is what makes tiles agree
-    butted = (upscale_image(model, image, tile=32, overlap=0) - whole).abs()
-    assert butted.max() > 5 * error.max() and butted.mean() > 5 * error.mean()
-    # one tile as large as the image is exactly the whole-image pass
-    torch.testing.assert_close(upscale_image(model, image, tile=64), whole)
+    for tile, overlap in ((48, None), (48, 24), (57, 30), (64, None), (100, 47)):
+        tiled = upscale_image(model, image, tile=tile, overlap=overlap)
+        assert tiled.shape == whole.shape == (2, 1, 400, 524)
+        torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)  # float rounding only (measured ~1e-7)
+    torch.testing.assert_close(upscale_image(model, image, tile=131), whole)  # one tile as large as the image
+    torch.testing.assert_close(upscale_image(model, image[0], tile=None), whole[0])  # one pass
+    monkeypatch.setattr(upscale, "AUTO_TILE_PIXELS", 50 * 50)  # "auto" tiles images larger than that
+    monkeypatch.setattr(upscale, "AUTO_TILE", 60)
+    calls = []
+    original = model.upscale
+    monkeypatch.setattr(model, "upscale", lambda low, **kw: calls.append(tuple(low.shape[2:])) or original(low, **kw))
+    torch.testing.assert_close(upscale_image(model, image), whole, atol=1e-5, rtol=0)
+    assert set(calls) == {(60, 60)}
+    calls.clear()
+    upscale_image(model, image[:, :, :40, :40])  # small: one pass
+    assert calls == [(40, 40)]
+
+
+def test_tiles_too_small_for_the_receptive_field_are_refused():
+    model = tiny(channels=8, blocks=2)
+    image = torch.rand(1, 1, 100, 100)
+    for tile in (8, 16, 47):
+        with pytest.raises(ConfigError, match=f"tile {tile} is too small for this network: its receptive field reaches 12 "
+                                              "low-res pixels, so neighbouring tiles must share 24 and a tile needs at least 48"):
+            upscale_image(model, image, tile=tile)
+    with pytest.raises(ConfigError, match=r"overlap 23 is too small for this network: .* at least 24"):
+        upscale_image(model, image, tile=64, overlap=23)
     with pytest.raises(ConfigError, match="overlap"):
-        upscale_image(model, image, tile=8, overlap=8)
+        upscale_image(model, image, tile=64, overlap=64)
     with pytest.raises(ConfigError, match="tile"):
         upscale_image(model, image, tile=0)
+    assert upscale_image(model, image[:, :, :20, :20], tile=32).shape == (1, 1, 80, 80)  # covers the image: one pass
 
 
 # ----- training through the one loop, checkpoints -----
@@ -271,10 +319,23 @@ def test_cli_train_sr_and_upscale_end_to_end(tiny_npz, tmp_path, capsys):
     small = tmp_path / "small.png"
     Image.fromarray((np.random.default_rng(0).random((20, 30)) * 255).astype(np.uint8), mode="L").save(small)
     big = tmp_path / "big.png"
-    assert main(["upscale", str(run), "--image", str(small), "-o", str(big), "--tile", "8"]) == 0
+    assert main(["upscale", str(run), "--image", str(small), "-o", str(big), "--tile", "off"]) == 0
     assert "20×30 → 80×120" in capsys.readouterr().out
     with Image.open(big) as image:
         assert image.size == (120, 80) and image.mode == "L"
+    # tiles: the same picture as one pass; too small for the net's receptive field (radius 10 here): refused, with the number
+    large = tmp_path / "large.png"
+    Image.fromarray((np.random.default_rng(1).random((50, 90)) * 255).astype(np.uint8), mode="L").save(large)
+    assert main(["upscale", str(run), "--image", str(large), "-o", str(tmp_path / "whole.png"), "--tile", "off"]) == 0
+    assert main(["upscale", str(run), "--image", str(large), "-o", str(tmp_path / "tiled.png"), "--tile", "40",
+                 "--no-progress"]) == 0
+    whole, tiled = (np.asarray(Image.open(tmp_path / name), dtype=int) for name in ("whole.png", "tiled.png"))
+    assert np.abs(whole - tiled).max() <= 1  # rounding to grey levels only
+    capsys.readouterr()
+    assert main(["upscale", str(run), "--image", str(large), "-o", str(tmp_path / "t.png"), "--tile", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "tile 8 is too small for this network" in err and "at least 40" in err and "\n" not in err
+    assert not (tmp_path / "t.png").exists()
     # an RGB file for a grayscale model is converted, with a note
     Image.new("RGB", (10, 12), (200, 30, 30)).save(tmp_path / "colour.png")
     assert main(["upscale", str(run), "--image", str(tmp_path / "colour.png"), "-o", str(tmp_path / "c.png")]) == 0

@@ -10,7 +10,7 @@
 """
 from genlab.config import TrainConfig
 from genlab.data import Dataset, list_datasets, load_dataset
-from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError
+from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError, OutputError
 from genlab.evaluation import evaluate, evaluate_images
 from genlab.evaluation.judges import train_judge
 from genlab.models import GAN, SR, VAE, GANConfig, SRConfig, VAEConfig
@@ -22,8 +22,29 @@ from genlab.training import Callback, train
 from genlab.version import __version__
 
 __all__ = [
-    "GAN", "SR", "VAE", "Callback", "CheckpointError", "ConfigError", "DataError", "Dataset", "GANConfig", "GenlabError", "SRConfig",
-    "TrainConfig", "VAEConfig",
-    "__version__", "compare", "evaluate", "evaluate_images", "list_datasets", "load", "load_dataset", "load_judge", "reparameterize",
-    "train", "train_judge",
+    "GAN",
+    "SR",
+    "VAE",
+    "Callback",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "GANConfig",
+    "GenlabError",
+    "OutputError",
+    "SRConfig",
+    "TrainConfig",
+    "VAEConfig",
+    "__version__",
+    "compare",
+    "evaluate",
+    "evaluate_images",
+    "list_datasets",
+    "load",
+    "load_dataset",
+    "load_judge",
+    "reparameterize",
+    "train",
+    "train_judge",
 ]

@@ -15,3 +15,8 @@ class ConfigError(GenlabError, ValueError):
 
 class CheckpointError(GenlabError, ValueError):
     """A run directory or checkpoint file is missing or malformed."""
+
+
+class OutputError(GenlabError, OSError):
+    """A file could not be written (permission denied, no space left, a read-only file system, ...).
+    Also an OSError, so code that catches OSError around a write still catches it."""

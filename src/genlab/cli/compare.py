@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genlab.cli.options import add_reference_options
+from genlab.cli.options import add_reference_options, add_seed_option, bounded_int
 from genlab.data import load_dataset
 from genlab.reporting.comparison import compare
+
+NUM_SAMPLES = (2, 100_000)  # prdc's distances grow as N²: 100,000 is about half an hour of them on a CPU
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -14,8 +16,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
     add_reference_options(parser)
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for report.md, report.html, results.json")
-    parser.add_argument("-n", "--num-samples", type=int, default=5000, metavar="N", help="samples per run")
-    parser.add_argument("--seed", type=int, default=0, help="for samples and subsets")
+    parser.add_argument("-n", "--num-samples", type=bounded_int(*NUM_SAMPLES), default=5000, metavar="N",
+                        help="samples per run (and real images to use, at most); each metric also has a minimum")
+    add_seed_option(parser, "for samples and subsets")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import torch
 
+from genlab.cli.options import add_seed_option, bounded_int
 from genlab.config import TrainConfig
 from genlab.data import Dataset, load_dataset
 from genlab.io.checkpoints import CONFIG_FILE
+from genlab.io.files import atomic_write_bytes
 from genlab.io.grids import concat_images, make_grid, save_image
 from genlab.models import GAN, VAE, GANConfig, VAEConfig
 from genlab.reporting.comparison import compare
@@ -26,6 +28,7 @@ from genlab.training.loop import train
 DEMO_GAN: dict = {}
 DEMO_GAN_EMA = None
 REPORT_SAMPLES = 2000  # samples per model for the demo's report (see the end of run_demo)
+EPOCHS = (1, 1000)
 
 
 def pick_pair(dataset: Dataset, first: str = "Sneaker", second: str = "Ankle boot") -> tuple[int, int]:
@@ -77,7 +80,8 @@ def run_demo(out_dir: str | Path = "demo", *, epochs: int = 12, gan_epochs: int 
     for name, source in (("vae_loss", run_dir / "loss.png"), ("gan_loss", gan_dir / "loss.png"),
                          ("gan_monitor", gan_dir / "monitor.png")):
         if source.exists():
-            written[name] = Path(shutil.copyfile(source, out / f"{name}.png"))
+            written[name] = out / f"{name}.png"
+            atomic_write_bytes(written[name], source.read_bytes())  # a failed write is one line, never half a file
 
     # The measured VAE-vs-GAN table (genlab.compare). 2,000 samples per model, not evaluate's
     # 10,000, keep it short; FID is biased upwards at small N, so compare FIDs only at equal N.
@@ -96,7 +100,7 @@ def run_demo(out_dir: str | Path = "demo", *, epochs: int = 12, gan_epochs: int 
         f"test_iwae_k{k}_nats": round(iwae, 2), "seconds": round(time.perf_counter() - started, 1),
     }
     written["summary"] = out / "summary.json"
-    written["summary"].write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_bytes(written["summary"], (json.dumps(summary, indent=2) + "\n").encode())
     log(f"Test ELBO {elbo:.1f} nats/image ({summary['test_elbo_bits_per_dim']} bits/dim, Bernoulli on grey levels); "
         f"IWAE(k={k}) {iwae:.1f} nats/image, on {summary['test_images']} test images")
     log(report["verdict"])
@@ -106,9 +110,9 @@ def run_demo(out_dir: str | Path = "demo", *, epochs: int = 12, gan_epochs: int 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="train a VAE and a GAN on the bundled subset and write pictures (a few minutes)")
     demo.add_argument("--out", default="demo", help="folder for the pictures")
-    demo.add_argument("--epochs", type=int, default=12, help="VAE training epochs on the 6000-image subset")
-    demo.add_argument("--gan-epochs", type=int, default=10, help="GAN training epochs on the same subset")
-    demo.add_argument("--seed", type=int, default=0, help="for training and sampling")
+    demo.add_argument("--epochs", type=bounded_int(*EPOCHS), default=12, metavar="N", help="VAE training epochs on the 6000-image subset")
+    demo.add_argument("--gan-epochs", type=bounded_int(*EPOCHS), default=10, metavar="N", help="GAN training epochs on the same subset")
+    add_seed_option(demo, "for training and sampling")
     demo.set_defaults(handler=run)
 
 

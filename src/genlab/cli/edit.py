@@ -3,11 +3,13 @@ folder to folder), and measure what the direction does."""
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 
 import genlab
-from genlab.cli.options import add_inversion_options, add_labels_option, images_for, labels_for, require_labels
+from genlab.cli.options import add_inversion_options, add_labels_option, bounded_int, images_for, labels_for, require_labels
 from genlab.data import Dataset, load_dataset
 from genlab.errors import ConfigError, DataError
 from genlab.io.checkpoints import read_run_config
@@ -15,7 +17,7 @@ from genlab.io.grids import save_image
 from genlab.tools.editing import (
     edit,
     edit_grid,
-    folder_direction,
+    examples_direction,
     format_measurements,
     label_direction,
     measure_direction,
@@ -23,9 +25,10 @@ from genlab.tools.editing import (
     parse_direction,
     parse_strengths,
     principal_direction,
+    read_folder,
     repeat_to,
 )
-from genlab.tools.inversion import read_image_for
+from genlab.tools.inversion import default_projection_steps, projection_bar, read_image_for
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -46,9 +49,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                 "(test images bring their own)")
     edit_cmd.add_argument("--data", default=None, help="labelled dataset for class directions and names (default: the run's dataset)")
     edit_cmd.add_argument("--split", default="train", help="split the class directions are computed on (measuring uses the test split)")
-    edit_cmd.add_argument("--max-per-class", type=int, default=500, metavar="N", help="images per class for a class direction")
-    edit_cmd.add_argument("-n", "--num-images", type=int, default=8, metavar="N", help="images to edit when no --image is given")
-    edit_cmd.add_argument("--measure", type=int, default=100, metavar="N",
+    edit_cmd.add_argument("--max-per-class", type=bounded_int(1, 100_000), default=500, metavar="N",
+                          help="images per class for a class direction")
+    edit_cmd.add_argument("-n", "--num-images", type=bounded_int(1, 1000), default=8, metavar="N",
+                          help="images to edit when no --image is given")
+    edit_cmd.add_argument("--measure", type=bounded_int(0, 10_000), default=100, metavar="N",
                           help="measure the direction (judge flip rate, feature distance) on N test images; 0: skip")
     edit_cmd.add_argument("-o", "--output", default="edits.png", help="PNG grid: a row per image, a column per strength")
     add_inversion_options(edit_cmd)
@@ -62,28 +67,27 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --direction or --from-dir/--to-dir, not both")
     if args.direction is None and not (args.from_dir and args.to_dir):
         raise ConfigError("give --direction 'A->B' or pcK, or both --from-dir and --to-dir")
-    for option in ("max_per_class", "num_images", "measure"):
-        if getattr(args, option) < (0 if option == "measure" else 1):
-            raise ConfigError(f"--{option.replace('_', '-')} must be >= {0 if option == 'measure' else 1}, got {getattr(args, option)}")
     model = genlab.load(args.run)
     given = labels_for(args, model, None)
     images = [read_image_for(model, path, "--image") for path in args.image or []]
-    options = {"encoder": genlab.load(args.encoder) if args.encoder else None, "steps": args.projection_steps,
-               "progress": not args.no_progress}
-    dataset = None
+    encoder = genlab.load(args.encoder) if args.encoder else None
+    # What to project, counted first, so that one bar (with one estimate) covers all of it.
+    dataset, classes, examples, direction_images = None, None, None, 0
     text = (args.direction or "").strip()
     if text.lower().startswith("pc") and text[2:].isdigit():
-        direction = principal_direction(model, parse_direction(text, ())[1])
+        component = parse_direction(text, ())[1]
     elif args.direction is not None:
         dataset = images_for(args)
         if dataset.labels is None or not dataset.classes:
             raise ConfigError(f"--direction {args.direction!r} names classes but {dataset.name!r} has no class names; "
                               "use pcK or --from-dir/--to-dir")
-        _, source, target = parse_direction(args.direction, dataset.classes)
-        direction = label_direction(model, dataset, source, target, max_per_class=args.max_per_class, **options)
+        classes = parse_direction(args.direction, dataset.classes)[1:]
+        direction_images = sum(min(args.max_per_class, int((dataset.labels == c).sum())) for c in classes)
     else:
         require_labels(model, given, "the --from-dir/--to-dir examples")
-        direction = folder_direction(model, args.from_dir, args.to_dir, **options, **({"labels": given} if given else {}))
+        examples = (read_folder(model, args.from_dir), read_folder(model, args.to_dir))
+        direction_images = sum(len(e) for e in examples)
+    source_class = classes[0] if classes else None
     test = _test_images(args, dataset) if (not images or args.measure) else None
     if images:
         require_labels(model, given, "each --image")
@@ -92,15 +96,36 @@ def run(args: argparse.Namespace) -> int:
     elif test is None:
         raise ConfigError("no --image given and no test data to take images from; pass --image X.png")
     else:
-        batch, labels = _pick(test, direction.source_class, args.num_images, model)
+        batch, labels = _pick(test, source_class, args.num_images, model)
         if given is not None:
             labels = repeat_to(given, len(batch))
-    edited = edit(model, batch, direction, strengths, **options, **({"labels": labels} if labels is not None else {}))
-    print(save_image(edit_grid(edited, strengths), args.output))
-    if args.measure and test is not None and tuple(test.image_shape) == (1, 28, 28):
-        held_out, held_labels = _pick(test, direction.source_class, args.measure, model)
-        rows = measure_direction(model, held_out, direction, strengths, **options,
-                                 **({"labels": held_labels} if held_labels is not None else {}))
+    measuring = bool(args.measure) and test is not None and tuple(test.image_shape) == (1, 28, 28)
+    held_out, held_labels = _pick(test, source_class, args.measure, model) if measuring else (None, None)
+
+    steps = default_projection_steps(model, encoder) if args.projection_steps is None else args.projection_steps
+    total = direction_images + len(batch) + (len(held_out) if measuring else 0)
+    if steps and getattr(model, "kind", None) == "gan" and encoder is None:
+        print(f"note: projecting {total:,} images onto the GAN by optimisation ({steps} steps each: minutes on a CPU); "
+              f"--encoder RUN, a GAN encoder from `genlab train encoder --gan {args.run}`, is the fast path", file=sys.stderr)
+    bar = projection_bar(total, desc="projecting", enabled=not args.no_progress) if steps else None
+    options = {"encoder": encoder, "steps": args.projection_steps, "progress": bar if bar is not None else not args.no_progress}
+    try:
+        if classes is not None:
+            direction = label_direction(model, dataset, *classes, max_per_class=args.max_per_class, **options)
+        elif examples is not None:
+            name = f"{Path(args.from_dir).name}->{Path(args.to_dir).name}"
+            direction = examples_direction(model, *examples, name, **options, **({"labels": given} if given else {}))
+        else:
+            direction = principal_direction(model, component)
+        edited = edit(model, batch, direction, strengths, **options, **({"labels": labels} if labels is not None else {}))
+        written = save_image(edit_grid(edited, strengths), args.output)
+        rows = (measure_direction(model, held_out, direction, strengths, **options,
+                                  **({"labels": held_labels} if held_labels is not None else {})) if measuring else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(written)
+    if rows is not None:
         of_class = f" of class {test.classes[direction.source_class]!r}" if direction.source_class is not None else ""
         print(format_measurements(rows, f"{direction.name}, {len(held_out)} {test.name!r} test images{of_class}"))
     elif args.measure:

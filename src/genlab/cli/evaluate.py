@@ -6,11 +6,14 @@ import json
 import math
 
 import genlab
-from genlab.cli.options import add_reference_options
+from genlab.cli.options import add_reference_options, add_seed_option, bounded_int
 from genlab.data import load_dataset
 from genlab.errors import ConfigError
 from genlab.evaluation.api import describe_metrics, evaluate, evaluate_images, format_results, parse_metrics
 from genlab.io.files import atomic_write
+
+NUM_SAMPLES = (2, 100_000)  # prdc's distances grow as N²: 100,000 is about half an hour of them on a CPU
+BATCH_SIZES = (1, 10_000)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,11 +26,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", default=None, metavar="A,B",
                         help="comma-separated metric names (default: all that apply; cas, which trains a classifier on "
                              "samples, runs only when named)")
-    parser.add_argument("-n", "--num-samples", type=int, default=10000, metavar="N",
-                        help="samples to draw (and real images to use, at most)")
+    parser.add_argument("-n", "--num-samples", type=bounded_int(*NUM_SAMPLES), default=10000, metavar="N",
+                        help="samples to draw (and real images to use, at most); each metric also has a minimum (see above)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the results here as JSON")
-    parser.add_argument("--batch-size", type=int, default=500, metavar="N", help="images per sampling/judging batch")
-    parser.add_argument("--seed", type=int, default=0, help="for samples and subsets")
+    parser.add_argument("--batch-size", type=bounded_int(*BATCH_SIZES), default=500, metavar="N", help="images per sampling/judging batch")
+    add_seed_option(parser, "for samples and subsets")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 

@@ -6,7 +6,7 @@ import argparse
 import torch
 
 import genlab
-from genlab.cli.options import add_labels_option, labels_for
+from genlab.cli.options import add_labels_option, add_seed_option, bounded_int, first_n, labels_for
 from genlab.data import load_dataset
 from genlab.errors import ConfigError
 from genlab.io.grids import save_image
@@ -14,6 +14,8 @@ from genlab.tools.editing import num_classes
 from genlab.tools.inpainting import comparison_picture, inpaint, resolve_method
 from genlab.tools.inversion import read_image_for
 from genlab.tools.masks import parse_mask
+
+MAX_IMAGES = 1000  # rows of original | masked | completed
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -25,17 +27,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--image", default=None, help="one image file to complete")
     parser.add_argument("--data", default=None, help="or complete the first -n images of this dataset (name, folder or .npz)")
     parser.add_argument("--split", default="test", help="which split of a named dataset")
-    parser.add_argument("-n", type=int, default=16, help="images to take from --data")
+    parser.add_argument("-n", type=bounded_int(1, MAX_IMAGES), default=None,
+                        help="images to take from --data, the first n (default: 16, or all of fewer)")
     parser.add_argument("--mask", default="center", metavar="KIND[:SIZE]|PNG", help="what to hide (see above)")
     parser.add_argument("--method", choices=["auto", "mean", "nearest", "vae-iterative", "vae-optimize", "gan"], default="auto",
                         help="auto: vae-optimize for a VAE, gan for a GAN, nearest without a run")
-    parser.add_argument("--steps", type=int, default=None, metavar="N", help="chain iterations or optimiser steps (default: per method)")
-    parser.add_argument("--restarts", type=int, default=None, metavar="N",
+    parser.add_argument("--steps", type=bounded_int(0, 100_000), default=None, metavar="N",
+                        help="chain iterations or optimiser steps (default: per method)")
+    parser.add_argument("--restarts", type=bounded_int(1, 100), default=None, metavar="N",
                         help="gan: random starts per image, the best fit kept (default: 2)")
-    parser.add_argument("--blend", type=int, default=2, metavar="PX",
+    parser.add_argument("--blend", type=bounded_int(0, 1000), default=2, metavar="PX",
                         help="feather the fill into the known pixels over PX pixels (0: paste)")
     add_labels_option(parser, "repeated in order over the images (default with --data: the dataset's)")
-    parser.add_argument("--seed", type=int, default=0, help="for random masks and optimiser starts")
+    add_seed_option(parser, "for random masks and optimiser starts")
     parser.add_argument("-o", "--output", default="inpainted.png", help="PNG to write")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -52,12 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if args.image is not None:
         images = read_image_for(model, args.image, "--image").unsqueeze(0)
     else:
-        if args.n < 1:
-            raise ConfigError(f"-n must be >= 1, got {args.n}")
         dataset = load_dataset(args.data, split=args.split)
-        images = dataset.float_images(slice(0, args.n))
+        n = first_n(args.n, dataset, args.split)
+        images = dataset.float_images(slice(0, n))
         if model is not None and num_classes(model) and dataset.labels is not None:
-            labels = dataset.labels[:args.n]
+            labels = dataset.labels[:n]
     if args.labels is not None:
         labels = torch.tensor(labels_for(args, model, len(images)))
     mask = parse_mask(args.mask, images.shape, seed=args.seed)

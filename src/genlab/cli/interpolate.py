@@ -5,21 +5,35 @@ import argparse
 
 import genlab
 from genlab.cli.demo import pick_pair
-from genlab.cli.options import add_image_source, add_inversion_options, add_labels_option, images_for, labels_for, require_labels
+from genlab.cli.options import (
+    MAX_INDEX,
+    add_image_source,
+    add_inversion_options,
+    add_labels_option,
+    bounded_int,
+    images_for,
+    labels_for,
+    require_labels,
+)
 from genlab.errors import ConfigError, DataError
 from genlab.reporting.pictures import write_morph
 from genlab.tools.editing import num_classes
 from genlab.tools.inversion import read_image_for
 from genlab.tools.latent import morph
 
+STEPS = (2, 200)  # frames: a one-row strip of 200 frames at scale 3 is 18,000 pixels wide
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     interpolate = commands.add_parser("interpolate", help="morph between two images through the latent space")
     interpolate.add_argument("run", help="run directory")
     add_image_source(interpolate)
-    interpolate.add_argument("--from-index", type=int, default=None, metavar="I", help="index of the first image (default: a sneaker)")
-    interpolate.add_argument("--to-index", type=int, default=None, metavar="I", help="index of the second image (default: an ankle boot)")
-    interpolate.add_argument("--steps", type=int, default=10, metavar="N", help="frames, endpoints included")
+    index = bounded_int(0, MAX_INDEX)
+    interpolate.add_argument("--from-index", type=index, default=None, metavar="I",
+                             help="index of the first image, below the dataset's size (default: a sneaker)")
+    interpolate.add_argument("--to-index", type=index, default=None, metavar="I",
+                             help="index of the second image, below the dataset's size (default: an ankle boot)")
+    interpolate.add_argument("--steps", type=bounded_int(*STEPS), default=10, metavar="N", help="frames, endpoints included")
     interpolate.add_argument("--method", choices=["slerp", "lerp"], default="slerp", help="spherical or straight path")
     interpolate.add_argument("-o", "--output", default="morph.png", help="PNG strip")
     interpolate.add_argument("--gif", default=None, help="also write a looping GIF here")

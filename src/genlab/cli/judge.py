@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from genlab.cli.options import subparser
+from genlab.cli.options import add_seed_option, bounded_float, bounded_int, subparser
 from genlab.data import load_dataset
 from genlab.data.registry import DATASETS
 from genlab.evaluation.judges import JUDGE_INFO_FILE, judge_accuracy, train_judge
@@ -19,10 +19,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="dataset name, image folder (class sub-folders) or .npz")
     parser.add_argument("--split", default="train", help="split to train on (the test split, if any, is scored)")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="judge run directory (pass it as --judge DIR)")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, metavar="N", help="passes over the data")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N", help="images per step")
-    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate (cosine-annealed to 0)")
-    parser.add_argument("--seed", type=int, default=0, help="weight init, data order, augmentation")
+    parser.add_argument("--epochs", type=bounded_int(1, 1000), default=DEFAULT_EPOCHS, metavar="N", help="passes over the data")
+    parser.add_argument("--batch-size", type=bounded_int(1, 10_000), default=DEFAULT_BATCH_SIZE, metavar="N", help="images per step")
+    parser.add_argument("--lr", type=bounded_float(0.0, 1.0, low_open=True), default=DEFAULT_LR,
+                        help="Adam learning rate (cosine-annealed to 0)")
+    add_seed_option(parser, "weight init, data order, augmentation")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     judge.set_defaults(handler=run)
 

@@ -41,7 +41,7 @@ EXAMPLES = """examples:
   genlab evaluate --images my_samples/ --data fashion-mnist         # images made by anything
   genlab compare runs/vae runs/gan --data fashion-mnist -o report/  # the VAE-vs-GAN table, measured
   genlab train sr --data fashion-mnist --scale 4 --out runs/sr     # super-resolution (SRResNet); --variant srgan
-  genlab upscale runs/sr --image small.png -o big.png --tile 64     # any size; tiles bound the memory
+  genlab upscale runs/sr --image small.png -o big.png --tile 128    # any size; tiles bound the memory, same result
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -20,14 +21,19 @@ METAVARS = {"betas": "B1,B2", "judge": "DIR", "diffaugment": "POLICY", "device":
             "content_block": "K", "r1_every": "K", "r1_gamma": "G", "gp_weight": "L", "beta": "B", "gaussian_sigma": "S",
             "lr": "LR", "lr_g": "LR", "lr_d": "LR", "max_seconds": "S", "recovery_lr_factor": "F", "diversity_alarm": "F"}
 SIMPLE_METAVARS = {int: "N", float: "X", str: "TEXT"}
+IMAGE_SIZES = (4, 512)  # --image-size: a 60,000-image set at 512×512 is already 15 GB of pixels
+MAX_PROJECTION_STEPS = 10000
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Shows every option's default (a tuple as 32,64), except the uninformative None and False and
-    where the help already says it."""
+    """Shows every option's range (for the types of ``bounded_int``/``bounded_float``) and default (a tuple
+    as 32,64), except the uninformative None and False and where the help already says it."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
+        allowed = getattr(action.type, "range_text", None)
+        if allowed and allowed not in text:
+            text += f" (range {allowed})"
         default = action.default
         if isinstance(action, argparse.BooleanOptionalAction):  # --x/--no-x: on or off, not True or False
             return text.replace(" (default: %(default)s)", "") + f" (default: {'on' if default else 'off'})"
@@ -44,6 +50,56 @@ def subparser(**kwargs: Any) -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------- option types
+
+MAX_SEED = 2**32 - 1  # seeds: what every RNG genlab's seeds reach accepts (torch takes up to 2**64 - 1)
+MAX_INDEX = 2**31 - 1  # image indices: checked against the dataset's size once it is loaded
+
+
+def bounded_int(low: int, high: int):
+    """An argparse type: an integer in ``low..high`` (both included), else
+    ``argument -n: expected an integer in 1..10000, got -3``. Its range shows in --help (HelpFormatter)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {text.strip()}")
+        return value
+
+    parse.range_text = f"{low}..{high}"  # type: ignore[attr-defined]
+    parse.__name__ = "integer"
+    return parse
+
+
+def bounded_float(low: float, high: float, *, low_open: bool = False):
+    """An argparse type: a finite number in ``low..high`` (``low`` excluded with ``low_open``), else
+    ``argument --lr: expected a number > 0 and <= 1, got 5``."""
+    allowed = f"> {low:g} and <= {high:g}" if low_open else f"{low:g}..{high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = math.nan
+        if not (value > low if low_open else value >= low) or not value <= high:  # NaN fails both
+            raise argparse.ArgumentTypeError(f"expected a number {'in ' if not low_open else ''}{allowed}, got {text.strip()}")
+        return value
+
+    parse.range_text = allowed  # type: ignore[attr-defined]
+    parse.__name__ = "number"
+    return parse
+
+
+def seed_type():
+    """--seed: 0..2**32 − 1."""
+    return bounded_int(0, MAX_SEED)
+
+
+def add_seed_option(parser: Any, what: str) -> None:
+    """--seed, the same range for every command."""
+    parser.add_argument("--seed", type=seed_type(), default=0, help=what)
 
 
 def comma_separated(item: type, count: int | None = None, example: str = "32,64"):
@@ -128,7 +184,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--data", default="fashion-mnist", help="dataset name (see `genlab data list`), image folder or .npz")
     data.add_argument("--split", default="train", help="which split of a named dataset")
-    data.add_argument("--image-size", type=int, default=None, metavar="N", help="resize images to N×N")
+    data.add_argument("--image-size", type=bounded_int(*IMAGE_SIZES), default=None, metavar="N", help="resize images to N×N")
 
 
 def add_image_source(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +207,7 @@ def add_inversion_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inversion (GAN runs)")
     group.add_argument("--encoder", default=None, metavar="RUN",
                        help="a GAN-encoder run (`genlab train encoder`) to start the projector from")
-    group.add_argument("--projection-steps", type=int, default=None, metavar="N",
+    group.add_argument("--projection-steps", type=bounded_int(0, MAX_PROJECTION_STEPS), default=None, metavar="N",
                        help="projector steps per image (default: 200 from the prior mean, 100 from --encoder; VAEs: 0)")
 
 
@@ -202,6 +258,16 @@ def require_labels(model: Any, labels: Any, what: str) -> None:
     if num_classes(model) and labels is None:
         raise ConfigError(f"this GAN is class-conditional: pass --labels with the class of {what} "
                           "(names or indices, e.g. --labels Sneaker or --labels 7)")
+
+
+def first_n(n: int | None, dataset: Dataset, split: str, default: int = 16) -> int:
+    """How many of the first images of ``dataset`` -n takes: ``n`` (a DataError where the dataset holds fewer),
+    or by default ``default`` or all of fewer."""
+    if n is None:
+        return min(default, len(dataset))
+    if n > len(dataset):
+        raise DataError(f"-n {n}: {dataset.name!r} ({split}) holds only {len(dataset)} images; use -n {len(dataset)} or fewer")
+    return n
 
 
 def images_for(args: argparse.Namespace) -> Dataset:

@@ -1,22 +1,33 @@
 """`genlab train vae|gan|encoder|sr`: the model and training options are built from the config dataclasses
-(VAEConfig, GANConfig, GANEncoderConfig, SRConfig, TrainConfig), so a new field is a new option."""
+(VAEConfig, GANConfig, GANEncoderConfig, SRConfig, TrainConfig), so a new field is a new option.
+
+With --resume, the training and data options left off the command line keep the run's saved values (its
+config.json), not the defaults: their defaults are wrapped in :class:`NotGiven` so ``run`` can tell them
+from the same value typed out. The library then refuses any change outside ``RESUMABLE``.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 import genlab
 from genlab.cli.options import add_config_options, add_data_options, config_values, subparser
-from genlab.config import TrainConfig
+from genlab.config import MAX_SEED, TrainConfig, check_size
 from genlab.data import Dataset
-from genlab.errors import ConfigError, DataError
+from genlab.errors import CheckpointError, ConfigError, DataError
+from genlab.io.checkpoints import STATE_FILE, read_run_config
 from genlab.models.gan.encoder import GANEncoderConfig, encoder_for
 from genlab.models.gan.model import GANConfig
 from genlab.models.sr.model import SRConfig
 from genlab.models.vae import VAEConfig
+from genlab.training.loop import RESUMABLE, TrainingInterrupted
 
 # Fields that are no option, and where their value comes from instead (tests/test_cli.py checks that every
 # other field of these configs is an option of `genlab train`).
@@ -40,6 +51,12 @@ KINDS = {
 }
 
 
+TRAIN_NAMES = [field.name for field in dataclasses.fields(TrainConfig)]
+RESUME_HELP = ("continue the run in --out from its last checkpoint. Options left out keep the run's saved values, its data "
+               "included; only these may change: " + ", ".join("--" + name.replace("_", "-") for name in RESUMABLE if name != "out_dir")
+               + " (each change is written to the run's events.log and config.json); any other option that differs is refused")
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train a model")
     kinds = train.add_subparsers(dest="kind", required=True, metavar="MODEL", parser_class=subparser)
@@ -61,24 +78,105 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             helps["lr"] = "G's Adam learning rate (default: 1e-3 for srresnet, 1e-4 for srgan)"
             model.add_argument("--init-from", default=None, metavar="RUN",
                                help="start G from this SR run's generator (e.g. SRGAN from an SRResNet)")
-        add_config_options(training, TrainConfig, skip=TRAIN_SKIP.get(kind, ()), flags=TRAIN_FLAGS, defaults=defaults,
-                           helps=helps, required=("out_dir",))
-        training.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-        training.add_argument("--dry-run", action="store_true", help="two steps only: check that everything fits together")
-        parser.set_defaults(handler=run)
+        added = add_config_options(training, TrainConfig, skip=TRAIN_SKIP.get(kind, ()), flags=TRAIN_FLAGS, defaults=defaults,
+                                   helps=helps, required=("out_dir",))
+        training.add_argument("--resume", action="store_true", help=RESUME_HELP)
+        training.add_argument("--dry-run", action="store_true", help="two steps only: check that a new run fits together")
+        # A switch that is off by default (store_true) needs no mark: typed, it reads True.
+        wrapped = {name: NotGiven(parser.get_default(name)) for name in [*added, "data", "split"]
+                   if name != "out_dir" and parser.get_default(name) is not False}
+        parser.set_defaults(handler=run, wrapped_defaults=frozenset(wrapped), **wrapped)
+
+
+class NotGiven:
+    """An option's default, marked as not typed on the command line (shown as the plain value in --help)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return self.value == (other.value if isinstance(other, NotGiven) else other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def run(args: argparse.Namespace) -> int:
+    given = given_options(args)
+    if args.resume:
+        keep_saved_values(args, given)
+    check_size("seed", args.seed, MAX_SEED, minimum=0)  # before torch.manual_seed sees it
     dataset = genlab.load_dataset(args.data, split=args.split, image_size=args.image_size)
     torch.manual_seed(args.seed)  # weight initialisation
-    model = BUILDERS[args.kind](args, dataset)
+    model = BUILDERS[args.kind](args, dataset)  # may fill in a model-specific default (SR's lr)
     values = config_values(TrainConfig, args, NOT_OPTIONS)
     if args.dry_run:
         values["max_steps"] = 2
-    genlab.train(model, dataset, TrainConfig(**values), resume=args.resume)
+    train_config = TrainConfig(**values)
+    try:
+        genlab.train(model, dataset, train_config, resume=args.resume)
+    except TrainingInterrupted as stop:
+        if stop.signal_name != "SIGTERM":
+            raise  # Ctrl-C: main prints it and exits with 130
+        print(f"genlab: {stop}", file=sys.stderr)
+        return 128 + signal.SIGTERM  # 143, what a process ended by SIGTERM reports
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line from rank 0 only
         print(f"Run written to {args.out_dir}: {', '.join(written_files(args.out_dir))}")
     return 0
+
+
+def given_options(args: argparse.Namespace) -> set[str]:
+    """The names of the options typed on the command line; the others get their plain defaults back in ``args``."""
+    given = set()
+    for name, value in vars(args).items():
+        if isinstance(value, NotGiven):
+            setattr(args, name, value.value)
+        elif name in args.wrapped_defaults or (value is not None and value is not False):  # a switch left off reads False
+            given.add(name)
+    return given
+
+
+def keep_saved_values(args: argparse.Namespace, given: set[str]) -> None:
+    """On --resume: the run's own data and saved training options wherever the command line gave none."""
+    out = Path(args.out_dir)
+    if not (out / STATE_FILE).is_file():
+        raise CheckpointError(f"{out}: nothing to resume ({STATE_FILE} not found); start without --resume")
+    if args.dry_run:
+        raise ConfigError("--dry-run tries two steps of a new run; with --resume it would end this one at step 2: leave it out")
+    saved = read_run_config(out)
+    data = saved.get("dataset", {})
+    if "data" not in given and data.get("name"):
+        args.data = data["name"]
+    elif data.get("name") and not same_data(args.data, data["name"]):
+        raise ConfigError(f"--data {args.data}: the run in {out} was trained on {data['name']!r} and a resumed run keeps "
+                          "its data; leave --data out, or start a new run in another folder")
+    shape = data.get("image_shape")
+    if "image_size" not in given and isinstance(shape, list) and len(shape) == 3:
+        args.image_size = (shape[1], shape[2])  # the size the run was trained at (a no-op when the data has it)
+    train = saved.get("train", {})
+    for name in TRAIN_NAMES:
+        if name in train and hasattr(args, name) and name not in given:
+            setattr(args, name, train[name])
+
+
+def same_data(given: str, saved: str) -> bool:
+    """The same dataset name, or two spellings of the same file or folder."""
+    if given == saved:
+        return True
+    try:
+        return os.path.samefile(Path(given).expanduser(), Path(saved).expanduser())
+    except OSError:
+        return False
 
 
 def written_files(run_dir: str | os.PathLike) -> list[str]:

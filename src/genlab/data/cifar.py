@@ -22,6 +22,7 @@ CIFAR10_CLASSES = (
 )
 IMAGE_SHAPE = (3, 32, 32)
 RECORD_SIZE = 1 + 3 * 32 * 32
+MAX_BATCH_BYTES = 10_000 * RECORD_SIZE  # every batch file of the official archive holds 10,000 records
 SPLIT_MEMBERS = {
     "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
     "test": ("test_batch.bin",),
@@ -66,9 +67,14 @@ def _read_members(archive: Path, wanted: tuple[str, ...]) -> dict[str, bytes]:
             for member in tar:
                 name = PurePosixPath(member.name).name
                 if member.isfile() and name in wanted:
+                    if member.size > MAX_BATCH_BYTES:  # the tar header's claim, checked before anything is read
+                        raise DataError(f"{archive}:{member.name}: {member.size:,} bytes, more than a CIFAR-10 batch holds "
+                                        f"({MAX_BATCH_BYTES:,}: 10,000 records of {RECORD_SIZE} bytes)")
                     found[name] = tar.extractfile(member).read()  # type: ignore[union-attr]
     except FileNotFoundError:
         raise DataError(f"{archive}: CIFAR-10 archive not found") from None
+    except DataError:
+        raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise DataError(f"{archive}: cannot read CIFAR-10 archive ({error})") from None
     missing = [name for name in wanted if name not in found]

@@ -1,8 +1,11 @@
 """Datasets from your own files: a folder of images, or a ``.npz`` file of arrays."""
 from __future__ import annotations
 
+import math
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +13,11 @@ import torch
 from tqdm import tqdm
 
 from genlab.data.dataset import Dataset
+from genlab.data.limits import MAX_CLASS_NAMES, MAX_DATA_BYTES, MAX_IMAGE_PIXELS, MAX_ITEMS
 from genlab.errors import DataError
 from genlab.io.images import read_image
 
+_NPY_MAGIC = b"\x93NUMPY"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -67,10 +72,14 @@ def load_folder(
             f"{folder}: no images found, expected {'/'.join(IMAGE_EXTENSIONS)} files "
             "in it or in one sub-folder per class"
         )
+    if len(files) > MAX_ITEMS:
+        raise DataError(f"{folder}: holds {len(files):,} images, more than genlab's bound of {MAX_ITEMS:,} per folder")
 
     images = []
     for file in tqdm(files, desc=f"reading {folder.name}", unit="image", leave=False, disable=len(files) < 2000):
         image = read_image(file, size=image_size)
+        if not images:  # every image has this size: the first one tells how big the dataset will be
+            _check_bytes(folder, len(files), image.shape, "images")
         if images and image.shape[1:] != images[0].shape[1:]:
             raise DataError(
                 f"{file}: image is {_size_text(image)} but {files[0].name} is {_size_text(images[0])}; "
@@ -78,6 +87,7 @@ def load_folder(
             )
         images.append(image)
     if any(image.shape[0] == 3 for image in images):
+        _check_bytes(folder, len(images), (3, *images[0].shape[1:]), "images")
         images = [image.expand(3, -1, -1) for image in images]  # 1→3 repeats gray, 3 stays as is
     classes = tuple(path.name for path in class_dirs)
     return Dataset(torch.stack(images), labels, classes, name or str(folder))
@@ -99,19 +109,7 @@ def load_npz(path: str | os.PathLike[str], name: str | None = None) -> Dataset:
     defaulting to "0", "1", ... when there are labels. Other keys are ignored.
     """
     path = Path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: holds one array, expected a .npz archive with an 'images' array")
-        with archive:
-            keys = list(archive.files)
-            arrays = {key: archive[key] for key in ("images", "labels", "classes") if key in keys}
-    except FileNotFoundError:
-        raise DataError(f"{path}: .npz file not found") from None
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: cannot read .npz file ({error})") from None
+    arrays, keys = _read_npz(path, ("images", "labels", "classes"))
     if "images" not in arrays:
         raise DataError(f"{path}: no 'images' array, found keys: {', '.join(keys) or 'none'}")
 
@@ -120,6 +118,72 @@ def load_npz(path: str | os.PathLike[str], name: str | None = None) -> Dataset:
     classes = _class_names(arrays.get("classes"), labels, path)
     return Dataset(torch.from_numpy(images), None if labels is None else torch.from_numpy(labels),
                    classes, name or str(path))
+
+
+def _check_bytes(source: Path, count: int, item_shape: tuple[int, ...], what: str, itemsize: int = 1) -> None:
+    """Raise DataError if ``count`` items of ``item_shape`` would take more than MAX_DATA_BYTES."""
+    total = count * math.prod(item_shape) * itemsize
+    if total > MAX_DATA_BYTES:
+        raise DataError(f"{source}: {count:,} {what} of shape {tuple(item_shape)} take {total:,} bytes, more than genlab's "
+                        f"bound of {MAX_DATA_BYTES:,} bytes per dataset")
+
+
+def _read_npz(path: Path, wanted: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The ``wanted`` arrays of a .npz archive (those it has) and the names of all its arrays.
+
+    Each array's .npy header is read and checked before the array is: its size must fit genlab's bounds
+    and the bytes the archive member holds, so a small (or compressed) file cannot claim terabytes.
+    Never unpickles: an array of Python objects is refused.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: .npz file not found")
+    try:
+        with path.open("rb") as file:
+            start = file.read(len(_NPY_MAGIC))
+        if start == _NPY_MAGIC:
+            raise DataError(f"{path}: holds one array (a .npy file), expected a .npz archive with an 'images' array")
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{path}: not a .npz archive (a zip of .npy arrays, as numpy.savez writes)")
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename.removesuffix(".npy"): info for info in archive.infolist() if not info.filename.endswith("/")}
+            arrays = {key: _read_member(archive, members[key], path, key) for key in wanted if key in members}
+    except DataError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError,
+            ValueError, SyntaxError, TypeError, KeyError, IndexError, OverflowError, struct.error) as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise DataError(f"{path}: cannot read .npz file ({reason})") from None
+    return arrays, list(members)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key: str) -> np.ndarray:
+    """One .npy member of a .npz archive, its header checked before its data is read."""
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise DataError(f"{path}: '{key}' is a .npy of format version {version}, expected 1.0 or 2.0")
+    if dtype.hasobject:
+        raise DataError(f"{path}: '{key}' holds Python objects (dtype {dtype}), which genlab never unpickles; "
+                        "store numbers or strings")
+    if any(size < 0 for size in shape):
+        raise DataError(f"{path}: '{key}' has shape {shape}, with a negative size")
+    needed = math.prod(shape) * max(dtype.itemsize, 1)
+    extent = math.prod(max(size, 1) for size in shape) * max(dtype.itemsize, 1)  # an empty array's other sizes count too
+    limit = MAX_CLASS_NAMES if key == "classes" else MAX_ITEMS
+    if shape and shape[0] > limit:
+        raise DataError(f"{path}: '{key}' claims {shape[0]:,} entries, more than genlab's bound of {limit:,}")
+    if extent > MAX_DATA_BYTES:
+        raise DataError(f"{path}: '{key}' claims shape {shape} of {dtype} = {needed:,} bytes (sizes multiplying to {extent:,}), "
+                        f"more than genlab's bound of {MAX_DATA_BYTES:,}")
+    if needed > info.file_size:
+        raise DataError(f"{path}: '{key}' claims shape {shape} of {dtype} = {needed:,} bytes, but the archive holds only "
+                        f"{info.file_size:,} bytes for it; the file is truncated or corrupt")
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def _images_to_nchw_uint8(images: np.ndarray, path: Path) -> np.ndarray:
@@ -138,6 +202,9 @@ def _images_to_nchw_uint8(images: np.ndarray, path: Path) -> np.ndarray:
         raise DataError(
             f"{path}: 'images' has shape {images.shape}, expected N×H×W, N×H×W×C or N×C×H×W with C = 1 or 3"
         )
+    if images.shape[2] * images.shape[3] > MAX_IMAGE_PIXELS:
+        raise DataError(f"{path}: 'images' are {images.shape[2]}×{images.shape[3]} pixels each, more than genlab's bound of "
+                        f"{MAX_IMAGE_PIXELS:,} per image")
     if len(images) == 0:
         raise DataError(f"{path}: 'images' holds no images")
     return np.ascontiguousarray(images)
@@ -150,6 +217,8 @@ def _check_labels(labels: np.ndarray, count: int, path: Path) -> np.ndarray:
         )
     if labels.min() < 0:
         raise DataError(f"{path}: 'labels' must be >= 0, found {labels.min()}")
+    if labels.max() >= MAX_CLASS_NAMES:
+        raise DataError(f"{path}: 'labels' must be < {MAX_CLASS_NAMES:,} (genlab's bound on classes), found {labels.max()}")
     return labels.astype(np.int64)
 
 
@@ -158,7 +227,7 @@ def _class_names(classes: np.ndarray | None, labels: np.ndarray | None, path: Pa
         return () if labels is None else tuple(str(i) for i in range(int(labels.max()) + 1))
     if classes.dtype.kind not in "US" or classes.ndim != 1:
         raise DataError(f"{path}: 'classes' must be a 1-D array of strings, got {classes.dtype} {classes.shape}")
-    names = tuple(name.decode() if isinstance(name, bytes) else str(name) for name in classes.tolist())
+    names = tuple(name.decode(errors="replace") if isinstance(name, bytes) else str(name) for name in classes.tolist())
     if labels is not None and labels.max() >= len(names):
         raise DataError(f"{path}: label {labels.max()} has no name, 'classes' lists only {len(names)}")
     return names

@@ -25,6 +25,7 @@ BUNDLED_DIR = Path(__file__).parent / "bundled"
 class RemoteFile:
     filename: str
     sha256: str  # of the file as served by the mirrors
+    size: int | None = None  # bytes, as served: a download stops (and fails) past it
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,10 @@ def _read_toy(spec: NamedDataset, split: str, paths: list[Path]) -> Dataset:
     return make_toy(spec.name, spec.num_images[split], seed=TOY_SEEDS[split])
 
 
-def _idx_files(sha256: dict[str, str]) -> dict[str, tuple[RemoteFile, ...]]:
+def _idx_files(sha256: dict[str, str], sizes: dict[str, int] | None = None) -> dict[str, tuple[RemoteFile, ...]]:
     """train/test → (images, labels) files, MNIST naming."""
     return {
-        split: tuple(RemoteFile(f"{prefix}-{kind}.gz", sha256[f"{prefix}-{kind}.gz"])
+        split: tuple(RemoteFile(f"{prefix}-{kind}.gz", sha256[f"{prefix}-{kind}.gz"], (sizes or {}).get(f"{prefix}-{kind}.gz"))
                      for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
         for split, prefix in (("train", "train"), ("test", "t10k"))
     }
@@ -111,7 +112,8 @@ DATASETS: dict[str, NamedDataset] = {
                 "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
                 "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
                 "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-            }),
+            }, {"train-images-idx3-ubyte.gz": 26_421_880, "train-labels-idx1-ubyte.gz": 29_515,
+                "t10k-images-idx3-ubyte.gz": 4_422_102, "t10k-labels-idx1-ubyte.gz": 5_148}),
             mirrors=(
                 "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                 "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
@@ -130,7 +132,8 @@ DATASETS: dict[str, NamedDataset] = {
                 "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
                 "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
                 "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-            }),
+            }, {"train-images-idx3-ubyte.gz": 9_912_422, "train-labels-idx1-ubyte.gz": 28_881,
+                "t10k-images-idx3-ubyte.gz": 1_648_877, "t10k-labels-idx1-ubyte.gz": 4_542}),
             mirrors=(
                 "https://ossci-datasets.s3.amazonaws.com/mnist/",
                 "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -144,7 +147,7 @@ DATASETS: dict[str, NamedDataset] = {
             num_images={"train": 50000, "test": 10000},
             read=_read_cifar10,
             files=dict.fromkeys(("train", "test"), (RemoteFile(
-                "cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+                "cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd", 170_052_171
             ),)),
             mirrors=("https://www.cs.toronto.edu/~kriz/",),
         ),
@@ -197,7 +200,7 @@ def load_dataset(
                 f"dataset {spec.name!r} has no split {split!r}, expected one of {', '.join(spec.splits)}"
             )
         paths = [
-            fetch(spec.name, file.filename, file.sha256, spec.mirrors, allow_download=download, hint=spec.hint)
+            fetch(spec.name, file.filename, file.sha256, spec.mirrors, allow_download=download, hint=spec.hint, size=file.size)
             for file in spec.files[split]
         ]
         return resize_images(spec.read(spec, split, paths), size)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from genlab.data.limits import MAX_DOWNLOAD_BYTES
 from genlab.errors import DataError
 from genlab.io.files import atomic_write
 
@@ -82,11 +83,13 @@ def fetch(
     *,
     allow_download: bool = True,
     hint: str = "",
+    size: int | None = None,
 ) -> Path:
     """A local path for ``filename`` of dataset ``name``: found locally, else downloaded.
 
     Raises one DataError listing every folder searched, every URL tried (and why it failed)
-    and how to get the file, if no copy can be found or downloaded.
+    and how to get the file, if no copy can be found or downloaded. ``size`` (bytes, if known) bounds
+    a download (see :func:`download`).
     """
     found = find_local(name, filename)
     if found is not None:
@@ -96,7 +99,7 @@ def fetch(
         failures = []
         for url in urls:
             try:
-                return download(url, cache_dir(name) / filename, sha256)
+                return download(url, cache_dir(name) / filename, sha256, size=size)
             except DataError as error:
                 failures.append(str(error))
         tried = "; ".join(failures) or "no download URL known"
@@ -110,8 +113,12 @@ def fetch(
     )
 
 
-def download(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
+def download(url: str, dest: str | os.PathLike[str], sha256: str, size: int | None = None) -> Path:
     """Download ``url`` to ``dest``, verifying its SHA-256; returns ``dest``.
+
+    ``size`` is the file's expected size in bytes: a server announcing (Content-Length) or sending
+    more is refused, reading stops at ``size`` + 1 bytes, so a wrong or hostile mirror cannot fill
+    the disk. Without ``size`` the bound is MAX_DOWNLOAD_BYTES.
 
     The bytes go to a temporary file next to ``dest``, which replaces ``dest`` only once the
     checksum matches. On any failure (network, HTTP error, mismatch, even Ctrl-C) the temporary
@@ -127,7 +134,9 @@ def download(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
     try:
         with atomic_write(dest) as out:  # raising inside discards the temporary file
             try:
-                actual = _copy_url(url, out, label=dest.name)
+                actual = _copy_url(url, out, label=dest.name, limit=MAX_DOWNLOAD_BYTES if size is None else size)
+            except DataError:
+                raise
             except (OSError, http.client.HTTPException, ValueError) as error:
                 raise DataError(f"{url}: download failed ({_reason(error)})") from None
             if actual != sha256.lower():
@@ -145,13 +154,23 @@ def download(url: str, dest: str | os.PathLike[str], sha256: str) -> Path:
     return dest
 
 
-def _copy_url(url: str, out, *, label: str) -> str:
-    """Stream ``url`` into the open binary file ``out`` with a progress bar; returns the SHA-256."""
+def _copy_url(url: str, out, *, label: str, limit: int) -> str:
+    """Stream ``url`` into the open binary file ``out`` with a progress bar; returns the SHA-256.
+
+    Raises DataError if the server announces or sends more than ``limit`` bytes (it stops reading at ``limit`` + 1).
+    """
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
+        announced = response.headers.get("Content-Length") or ""
+        total = (int(announced) if announced.strip().isdigit() else 0) or None
+        if total is not None and total > limit:
+            raise DataError(f"{url}: the server announces {total:,} bytes, more than the expected {limit:,} bytes; not downloaded")
+        received = 0
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, leave=False) as bar:
-            while chunk := response.read(1 << 20):
+            while chunk := response.read(min(1 << 20, limit + 1 - received)):
+                received += len(chunk)
+                if received > limit:
+                    raise DataError(f"{url}: the body is larger than the expected {limit:,} bytes; download stopped and discarded")
                 out.write(chunk)
                 digest.update(chunk)
                 bar.update(len(chunk))

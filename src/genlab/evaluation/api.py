@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,7 @@ from genlab.data.dataset import Dataset
 from genlab.data.files import load_folder, load_npz
 from genlab.data.registry import resize_images
 from genlab.errors import ConfigError, DataError
-from genlab.evaluation.measures import PRDC_K
-from genlab.evaluation.registry import METRICS, USES_FEATURES, USES_JUDGE_LOGITS, Metric
+from genlab.evaluation.registry import METRICS, USES_FEATURES, USES_JUDGE_LOGITS, Metric, sample_counts
 from genlab.evaluation.session import FEATURES, Session
 from genlab.io.images import to_uint8
 from genlab.nn.modes import eval_mode
@@ -123,12 +123,12 @@ def _run(model: Any, dataset: Dataset, images: Dataset | None, metrics: Sequence
     run = Session(model, dataset, images=images, judge=judge, features=features, num_samples=num_samples,
                   seed=seed, batch_size=batch_size, progress=progress)
     names = _chosen(run, metrics)
-    _check_sizes(run, names)
     # Resolve the judge / Inception network before any expensive work, so a bad --judge fails at once.
     if any(name in USES_FEATURES for name in names):
         run.feature_extractor  # noqa: B018
     if any(name in USES_JUDGE_LOGITS for name in names):
         run.judge  # noqa: B018
+    _check_sizes(run, names, named=metrics is not None)
     timings = {} if timings is None else timings
     with eval_mode(*([model] if model is not None else [])):
         results = _measure(run, [METRICS[name] for name in names], timings)
@@ -191,16 +191,35 @@ def _check_dataset(dataset: Dataset, shape: tuple[int, ...], what: str) -> None:
         raise DataError(f"{dataset.name!r} holds {len(dataset)} image(s); evaluation needs at least 2")
 
 
-def _check_sizes(run: Session, names: list[str]) -> None:
-    """Errors before the expensive part: sample counts too small for a metric's estimator."""
-    n_fake = run.num_fakes
-    n_real = len(run.real)
+def _check_sizes(run: Session, names: list[str], *, named: bool = True) -> None:
+    """Before the expensive part: refuse a metric given fewer images than its estimator means anything on
+    (``Metric.minimum``), with one line naming the metric, the minimum and what was given; warn below
+    ``Metric.reliable``."""
+    n_fake, n_real = run.num_fakes, len(run.real)
     for name in names:
-        if name == "prdc" and min(n_fake, n_real) <= PRDC_K:
-            raise ConfigError(f"'prdc' with k={PRDC_K} needs more than {PRDC_K} samples and real images, got "
-                              f"{n_fake} and {n_real}; raise -n / num_samples")
-        if name in ("fid", "kid") and min(n_fake, n_real) < 2:
-            raise ConfigError(f"{name!r} needs at least 2 samples and 2 real images, got {n_fake} and {n_real}")
+        metric = METRICS[name]
+        have = sample_counts(run, metric)
+        least, why = metric.minimum(run)
+        what = {"both": "samples and as many real images", "samples": "samples", "real": "real images"}[metric.counts]
+        given = {"both": f"{n_fake} samples and {n_real} real images", "samples": f"{n_fake} samples",
+                 "real": f"{n_real} real images"}[metric.counts]
+        if have < least:
+            reason = f" ({why})" if why else ""
+            raise ConfigError(f"{name!r} needs at least {least} {what}{reason}, got {given}; {_remedy(run, least, named)}")
+        if metric.reliable is not None and have < metric.reliable[0]:
+            warnings.warn(f"{name!r} on {given}: {metric.reliable[1]} ({metric.reliable[0]:,} or more recommended)",
+                          stacklevel=3)
+
+
+def _remedy(run: Session, least: int, named: bool) -> str:
+    """What to change where a metric has too few images: -n, the folder of images, or the real data."""
+    if run.num_samples < least:
+        remedy = f"raise -n / num_samples to {least} or more"
+    elif run.images is not None and len(run.images) < least:
+        remedy = f"{run.images.name!r} holds only {len(run.images)} images"
+    else:
+        remedy = f"the real data {run.dataset.name!r} holds only {len(run.dataset)} images"
+    return remedy if named else remedy + ", or name other metrics (--metrics / metrics=)"
 
 
 def _as_image_dataset(images: Any) -> Dataset:

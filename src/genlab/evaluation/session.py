@@ -19,6 +19,7 @@ from genlab.models.judge import resolve_judge
 from genlab.nn.modes import eval_mode
 
 FEATURES = ("judge", "inception")
+INCEPTION_FEATURES = 2048  # the width of InceptionV3's pool features
 INCEPTION_WEIGHTS_ENV = "GENLAB_INCEPTION_WEIGHTS"
 
 
@@ -106,6 +107,11 @@ class Session:
     @cached_property
     def judge(self) -> Any:
         return resolve_judge(self.judge_spec, self.dataset.image_shape, dataset_name=self.dataset.name)
+
+    @property
+    def feature_dim(self) -> int:
+        """The width of the feature space fid/kid/prdc compare in (the judge's is known without loading Inception)."""
+        return INCEPTION_FEATURES if self.features_kind == "inception" else int(self.judge.feature_dim)
 
     @cached_property
     def feature_extractor(self) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -8,7 +8,11 @@ Every write goes to a temporary file in the target folder and is then moved into
 """
 from __future__ import annotations
 
+import io
 import os
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,11 @@ _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
 
 # Modes that hold one intensity per pixel (plus maybe alpha); "P" is decided by its palette.
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
+
+# Pixels (height × width) of one image file that read_image will decode: a 24-megapixel photo fits; a
+# small file claiming gigapixels (a decompression bomb) is refused from its header, before it is decoded.
+# Pillow's own guard only warns below 2 × 89 megapixels.
+MAX_IMAGE_PIXELS = 1 << 25  # 33,554,432
 
 
 
@@ -48,18 +57,32 @@ def read_image(
     if channels not in (None, 1, 3):
         raise ConfigError(f"read_image: channels must be None, 1 or 3, got {channels!r}")
     height_width = _check_size(size, "read_image") if size is not None else None
+    if height_width is not None and height_width[0] * height_width[1] > MAX_IMAGE_PIXELS:
+        raise ConfigError(f"read_image: size {height_width[0]}×{height_width[1]} is more than genlab's bound of "
+                          f"{MAX_IMAGE_PIXELS:,} pixels per image")
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()  # decode now: truncated/corrupt data fails here, not later
-            image = ImageOps.exif_transpose(image)
-            gray = _is_grayscale(image)
-            image = _composite_on_black(_to_8bit(image))
+        with _BoundedReader(path) as file:
+            with warnings.catch_warnings():  # Pillow warns of bombs above 89 megapixels; genlab's own bound is lower
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                opened = Image.open(file)
+            with opened as image:
+                width, height = image.size  # from the header: nothing is decoded yet
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(f"{path}: image is {width}×{height} = {width * height:,} pixels, more than genlab's bound "
+                                    f"of {MAX_IMAGE_PIXELS:,} per image; shrink it first")
+                image.load()  # decode now: truncated/corrupt data fails here, not later
+                image = ImageOps.exif_transpose(image)
+                gray = _is_grayscale(image)
+                image = _composite_on_black(_to_8bit(image))
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+    except DataError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, TypeError, KeyError, IndexError, struct.error, zlib.error,
+            Image.DecompressionBombError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DataError(f"{path}: cannot read image ({reason})") from None
 
@@ -72,6 +95,21 @@ def read_image(
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+class _BoundedReader(io.BufferedReader):
+    """An image file whose ``read(n)`` never asks for more than the bytes left in it. CPython allocates ``n`` bytes
+    before it reads, so without this a corrupt length in a header (a PNG chunk claiming 1 GB, which Pillow skips
+    with one read) makes a 100-byte file allocate that much."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "r"))
+        self._size = os.fstat(self.fileno()).st_size
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is not None and size > 0:
+            size = min(size, max(self._size - self.tell(), 0))
+        return super().read(size)
 
 
 def _is_grayscale(image: Image.Image) -> bool:
@@ -89,20 +127,32 @@ def _is_grayscale(image: Image.Image) -> bool:
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
-    """Map 16/32-bit integer and float grayscale to 8-bit "L" (PIL's own convert clips instead)."""
+    """Map 16/32-bit integer and float grayscale to 8-bit "L" (PIL's own convert clips instead).
+
+    Integer images are scaled in integer arithmetic, in place: (v + 128) // 257 is round(v / 257) exactly (257
+    is odd, so v / 257 never ends in .5), at 4 bytes a pixel instead of float64's temporaries.
+    """
     if image.mode.startswith("I;16"):
-        array = np.asarray(image).astype(np.float64) / 257.0
+        array = np.asarray(image).astype(np.uint32)
+        array += 128
+        array //= 257
     elif image.mode == "I":
-        array = np.asarray(image).astype(np.float64)
-        # 16-bit PNGs often open as "I"; values above 255 mean a 16-bit range.
-        array = np.clip(array, 0, 65535) / 257.0 if array.max(initial=0) > 255 else array
+        array = np.asarray(image)
+        if array.max(initial=0) > 255:  # 16-bit PNGs often open as "I"; values above 255 mean a 16-bit range
+            array = np.clip(array, 0, 65535)
+            array += 128
+            array //= 257
+        else:
+            array = np.clip(array, 0, 255)
     elif image.mode == "F":
         array = np.asarray(image).astype(np.float64)
-        # Float images are either in [0, 1] or already in [0, 255].
-        array = array * 255.0 if array.max(initial=0) <= 1.0 else array
+        if array.max(initial=0) <= 1.0:  # float images are either in [0, 1] or already in [0, 255]
+            array *= 255.0
+        np.rint(array, out=array)
+        np.clip(array, 0, 255, out=array)
     else:
         return image
-    return Image.fromarray(np.clip(np.rint(array), 0, 255).astype(np.uint8), mode="L")
+    return Image.fromarray(array.astype(np.uint8), mode="L")
 
 
 def _composite_on_black(image: Image.Image) -> Image.Image:
@@ -110,10 +160,13 @@ def _composite_on_black(image: Image.Image) -> Image.Image:
     if (image.mode == "P" and "transparency" in image.info) or image.mode == "PA":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "La", "RGBa"):
-        straight = image.convert("RGBA" if image.mode.startswith("RGB") else "LA")
-        array = np.asarray(straight).astype(np.float64)
-        colour, alpha = array[..., :-1], array[..., -1:] / 255.0
-        out = np.clip(np.rint(colour * alpha), 0, 255).astype(np.uint8)
+        straight = np.asarray(image.convert("RGBA" if image.mode.startswith("RGB") else "LA"))
+        # round(colour × alpha / 255) in uint16, in place: exact (255 is odd: no ties), 2 bytes a channel, not float64's 8 × 3.
+        product = straight[..., :-1].astype(np.uint16)
+        product *= straight[..., -1:]
+        product += 127
+        product //= 255
+        out = product.astype(np.uint8)
         return Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out, mode="L" if out.shape[-1] == 1 else "RGB")
     return image
 

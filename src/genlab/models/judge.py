@@ -21,6 +21,7 @@ feature term, direction measurement, the SRGAN content loss and the GAN encoder'
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import warnings
@@ -31,7 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import TrainConfig, check_positive, config_from_dict
+from genlab.config import (
+    MAX_BLOCKS,
+    MAX_CLASSES,
+    MAX_WIDTH,
+    TrainConfig,
+    check_image_shape,
+    check_positive,
+    check_size,
+    check_weights,
+    check_widths,
+    config_from_dict,
+)
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.io.checkpoints import CONFIG_FILE, WEIGHTS_FILE, load_model_weights, read_run_config
@@ -70,26 +82,31 @@ class JudgeConfig:
     flip: bool = False
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
-        if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3):
-            raise ConfigError(f"image_shape must be (channels, height, width) with 1 or 3 channels, got {self.image_shape}")
+        self.image_shape = check_image_shape("image_shape", self.image_shape)  # type: ignore[assignment]
         if self.channels is None:
             self.channels = (24, 48) if self.image_shape[0] == 1 else (32, 64, 128)
-        self.channels = tuple(self.channels)
-        if not self.channels or min(self.channels) < 1:
-            raise ConfigError(f"channels must be a non-empty list of positive widths, got {self.channels}")
+        self.channels = check_widths("channels", self.channels)
         smallest = 2 ** len(self.channels)
         if min(self.image_shape[1:]) < smallest:
             raise ConfigError(f"image_shape {self.image_shape} is too small for {len(self.channels)} pooling blocks "
                               f"(needs height and width >= {smallest}); use fewer channels entries")
-        if self.num_classes < 2:
-            raise ConfigError(f"num_classes must be >= 2, got {self.num_classes}")
-        check_positive("convs_per_block", self.convs_per_block)
-        check_positive("feature_dim", self.feature_dim)
-        check_positive("max_shift", self.max_shift, allow_zero=True)
+        check_size("num_classes", self.num_classes, MAX_CLASSES, minimum=2)
+        check_size("convs_per_block", self.convs_per_block, MAX_BLOCKS)
+        check_size("feature_dim", self.feature_dim, MAX_WIDTH)
+        check_size("max_shift", self.max_shift, min(self.image_shape[1:]), minimum=0)
         for name in ("dropout", "feature_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+        check_weights("judge config", self._weight_count())
+
+    def _weight_count(self) -> int:
+        """About how many weights the judge has (convs and linear layers, biases left out)."""
+        image_channels, height, width = self.image_shape
+        widths = (image_channels, *self.channels)
+        convs = sum(9 * a * b + 9 * b * b * (self.convs_per_block - 1) for a, b in itertools.pairwise(widths))
+        pooled = (height >> len(self.channels)) * (width >> len(self.channels))
+        return convs + self.channels[-1] * pooled * self.feature_dim + self.feature_dim * self.num_classes
 
 
 def shift_and_flip(x: torch.Tensor, max_shift: int, flip: bool) -> torch.Tensor:

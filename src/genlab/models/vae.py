@@ -5,6 +5,7 @@ lower bound (ELBO); sampled by decoding z ~ N(0, I); scored by the importance-we
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -13,7 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import TrainConfig, check_choice, check_positive, documented
+from genlab.config import (
+    MAX_LATENT_DIM,
+    MAX_WIDTH,
+    TrainConfig,
+    check_choice,
+    check_image_shape,
+    check_positive,
+    check_size,
+    check_weights,
+    check_widths,
+    documented,
+)
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
 from genlab.nn import ConvDecoder, ConvEncoder
@@ -90,23 +102,28 @@ class VAEConfig:
     beta: float = documented(1.0, "weight of the KL term (β-VAE, Higgins et al. 2017, Eq. 4)")
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
-        self.channels = tuple(self.channels)
-        if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3):
-            raise ConfigError(f"image_shape must be (channels, height, width) with 1 or 3 channels, got {self.image_shape}")
-        check_positive("latent_dim", self.latent_dim)
-        check_positive("hidden_dim", self.hidden_dim)
+        self.image_shape = check_image_shape("image_shape", self.image_shape)  # type: ignore[assignment]
+        self.channels = check_widths("channels", self.channels)
+        check_size("latent_dim", self.latent_dim, MAX_LATENT_DIM)
+        check_size("hidden_dim", self.hidden_dim, MAX_WIDTH)
         check_positive("gaussian_sigma", self.gaussian_sigma)
         check_positive("beta", self.beta, allow_zero=True)
         check_choice("likelihood", self.likelihood, Likelihood)
-        if not self.channels or min(self.channels) < 1:
-            raise ConfigError(f"channels must be a non-empty list of positive widths, got {self.channels}")
         smallest = 2 ** len(self.channels)
         if min(self.image_shape[1:]) < smallest:
             raise ConfigError(
                 f"image_shape {self.image_shape} is too small for {len(self.channels)} downsampling layers "
                 f"(needs height and width >= {smallest}); use fewer channels entries"
             )
+        check_weights("VAE config", self._weight_count())
+
+    def _weight_count(self) -> int:
+        """About how many weights the VAE has (its convs and fully connected layers; biases left out)."""
+        channels, height, width = self.image_shape
+        widths = (channels, *self.channels)
+        convs = 2 * sum(a * b * 16 for a, b in itertools.pairwise(widths))  # encoder and its mirror decoder
+        features = self.channels[-1] * (height >> len(self.channels)) * (width >> len(self.channels))
+        return convs + 2 * features * self.hidden_dim + 3 * self.hidden_dim * self.latent_dim
 
 
 class VAE(GenerativeModel):

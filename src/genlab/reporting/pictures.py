@@ -20,19 +20,60 @@ from genlab.io.grids import make_grid, save_gif, save_image
 from genlab.io.plots import _pyplot, _save_figure, plot_metrics, read_metrics_csv
 from genlab.models.base import GenerativeModel
 from genlab.reporting.stability import GAN_PROBABILITIES
+from genlab.tools.editing import num_classes
 from genlab.tools.latent import interpolation_path
 from genlab.training.monitor import write_sample_picture
+
+# One picture holds at most this many images: 10,000 28×28 tiles at scale 2 are already 6,000×6,000 pixels.
+MAX_PICTURE_IMAGES = 10_000
+# Samples and reconstructions are made this many at a time, so memory does not grow with n.
+IMAGE_BATCH = 1_000
+
+
+def check_picture_count(n: object, what: str) -> int:
+    """``n`` images for one picture: an int in 1..MAX_PICTURE_IMAGES, or a ConfigError naming ``what``."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PICTURE_IMAGES:
+        raise ConfigError(f"{what}: expected 1..{MAX_PICTURE_IMAGES:,} images for one picture, got {n!r}")
+    return n
+
+
+def sample_in_batches(model: GenerativeModel, n: int, seed: int | None = 0, batch_size: int = IMAGE_BATCH,
+                      **options: Any) -> torch.Tensor:
+    """``model.sample(n, seed=seed, **options)`` made at most ``batch_size`` at a time, on the CPU.
+
+    Up to ``batch_size`` samples it is exactly that one call. Beyond, the first batch uses ``seed`` and the
+    others seeds drawn from it (the same seed still gives the same samples); ``labels`` are split over the
+    batches, and a conditional model without them draws classes 0, 1, …, K−1, 0, … as one call would.
+    """
+    if n <= batch_size:
+        return model.sample(n, seed=seed, **options).cpu()
+    labels = options.pop("labels", None)
+    classes = num_classes(model)
+    if labels is None and classes:
+        labels = torch.arange(n) % classes
+    starts = range(0, n, batch_size)
+    seeds: list[int | None] = [None] * len(starts)
+    if seed is not None:
+        seeds = [seed, *torch.randint(0, 2**62, (len(starts) - 1,), generator=torch.Generator().manual_seed(seed)).tolist()]
+    parts = []
+    for start, batch_seed in zip(starts, seeds, strict=True):
+        stop = min(start + batch_size, n)
+        extra = {} if labels is None else {"labels": labels[start:stop]}
+        parts.append(model.sample(stop - start, seed=batch_seed, **options, **extra).cpu())
+    return torch.cat(parts)
 
 
 def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, seed: int | None = 0, scale: int = 2,
                   **options) -> Path:
-    """A grid of ``n`` samples (a scatter plot for point data); ``options`` go to ``model.sample``
-    (e.g. a GAN's ``labels`` and ``truncation``)."""
+    """A grid of ``n`` samples (a scatter plot for point data), 1..MAX_PICTURE_IMAGES of them, made
+    IMAGE_BATCH at a time (see ``sample_in_batches``); ``options`` go to ``model.sample`` (e.g. a GAN's
+    ``labels`` and ``truncation``)."""
+    check_picture_count(n, "samples")
     accepted = inspect.signature(model.sample).parameters
     unknown = [name for name in options if name not in accepted]
     if unknown:
         raise ConfigError(f"a {model.kind} model does not take {', '.join(unknown)} when sampling")
-    samples = model.sample(n, seed=seed, **options)
+    samples = sample_in_batches(model, n, seed, **options)
     if samples.dim() == 2:
         return write_sample_picture(samples, Path(path).with_suffix(""))
     nrow = None if "labels" in options else model.grid_columns  # default labels: one class per column
@@ -41,11 +82,14 @@ def write_samples(model: GenerativeModel, path: str | os.PathLike, n: int = 64, 
 
 @torch.no_grad()
 def write_reconstructions(model: GenerativeModel, images: torch.Tensor, path: str | os.PathLike, scale: int = 2) -> Path:
-    """Originals (top row of each pair) above their reconstructions, in rows of up to 8."""
+    """Originals (top row of each pair) above their reconstructions, in rows of up to 8; 1..MAX_PICTURE_IMAGES
+    images, reconstructed IMAGE_BATCH at a time."""
     if not hasattr(model, "reconstruct"):
         raise ConfigError(f"a {model.kind} model has no encoder, so it cannot reconstruct images")
-    images = images.to(model.device)
-    recon = model.reconstruct(images)
+    check_picture_count(len(images), "reconstructions")
+    images = images.cpu()
+    recon = torch.cat([model.reconstruct(images[start:start + IMAGE_BATCH].to(model.device)).cpu()
+                       for start in range(0, len(images), IMAGE_BATCH)])
     per_row = min(8, len(images))
     rows = []
     for start in range(0, len(images), per_row):

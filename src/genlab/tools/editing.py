@@ -39,7 +39,7 @@ from genlab.data import load_dataset
 from genlab.errors import ConfigError, DataError
 from genlab.io.grids import concat_images, make_grid
 from genlab.models.judge import resolve_judge
-from genlab.tools.inversion import _Inference, _unwrap, check_images, decode, invert, latent_dim
+from genlab.tools.inversion import Progress, _Inference, _unwrap, check_images, decode, invert, latent_dim
 
 
 @dataclass
@@ -115,7 +115,7 @@ def mean_code_difference(codes_a: torch.Tensor, codes_b: torch.Tensor) -> torch.
 
 
 def label_direction(model: Any, dataset: Any, source: str | int, target: str | int, *, max_per_class: int = 500,
-                    encoder: Any = None, steps: int | None = None, progress: bool = True, **invert_options: Any) -> Direction:
+                    encoder: Any = None, steps: int | None = None, progress: Progress = True, **invert_options: Any) -> Direction:
     """The direction from class ``source`` to class ``target`` of a labelled ``dataset`` (names or indices):
     mean code of (at most ``max_per_class``, the first) target images − mean code of source images.
     Codes by ``genlab.tools.inversion.invert`` (``encoder``, ``steps`` and ``invert_options`` go there)."""
@@ -148,18 +148,24 @@ def read_folder(model: Any, folder: str | os.PathLike) -> torch.Tensor:
     return dataset.float_images()
 
 
-def folder_direction(model: Any, from_dir: str | os.PathLike, to_dir: str | os.PathLike, *, encoder: Any = None,
-                     steps: int | None = None, progress: bool = True, **invert_options: Any) -> Direction:
-    """The direction from the images in ``from_dir`` to those in ``to_dir``: difference of their mean codes.
-    For a class-conditional GAN, ``labels`` in ``invert_options`` (the examples' classes) are repeated over each folder."""
+def folder_direction(model: Any, from_dir: str | os.PathLike, to_dir: str | os.PathLike, **invert_options: Any) -> Direction:
+    """The direction from the images in ``from_dir`` to those in ``to_dir``: difference of their mean codes
+    (see :func:`examples_direction`, which ``invert_options`` go to)."""
+    return examples_direction(model, read_folder(model, from_dir), read_folder(model, to_dir),
+                              f"{Path(from_dir).name}->{Path(to_dir).name}", **invert_options)
+
+
+def examples_direction(model: Any, start: torch.Tensor, goal: torch.Tensor, name: str, *, encoder: Any = None,
+                       steps: int | None = None, progress: Progress = True, **invert_options: Any) -> Direction:
+    """The direction from example images ``start`` to ``goal`` (N×C×H×W each): difference of their mean codes.
+    For a class-conditional GAN, ``labels`` in ``invert_options`` (the examples' classes) are repeated over each set."""
     labels = invert_options.pop("labels", None)
     codes = []
-    for folder in (from_dir, to_dir):
-        images = read_folder(model, folder)
+    for images in (start, goal):
         if labels is not None:
             invert_options["labels"] = repeat_to(labels, images.shape[0])
         codes.append(invert(model, images, encoder=encoder, steps=steps, progress=progress, **invert_options))
-    return Direction(mean_code_difference(*codes), f"{Path(from_dir).name}->{Path(to_dir).name}")
+    return Direction(mean_code_difference(*codes), name)
 
 
 def first_layer_features(model: Any, z: torch.Tensor) -> torch.Tensor:
@@ -335,7 +341,7 @@ def format_measurements(rows: list[dict[str, float]], direction_name: str = "") 
 
 
 __all__ = [
-    "Direction", "class_index", "edit", "edit_codes", "edit_grid", "folder_direction", "format_measurements", "label_direction",
-    "labelled_columns", "mean_code_difference", "measure_direction", "num_classes", "parse_direction", "parse_strengths",
+    "Direction", "class_index", "edit", "edit_codes", "edit_grid", "examples_direction", "folder_direction", "format_measurements",
+    "label_direction", "labelled_columns", "mean_code_difference", "measure_direction", "num_classes", "parse_direction", "parse_strengths",
     "principal_direction", "principal_directions", "repeat_to",
 ]

@@ -43,6 +43,22 @@ from genlab.training.loop import train
 
 Init = Literal["mean", "encoder", "random"]
 JUDGE_SHAPE = (1, 28, 28)  # the shipped judge's images (Fashion-MNIST)
+# progress=: True/False (a bar per projected batch, or none), or one shared bar from projection_bar that every
+# projection advances (a command that projects several sets shows one bar with one estimate).
+Progress = Any
+
+
+def projection_bar(images: int, *, desc: str = "projecting", enabled: bool = True) -> Any:
+    """One progress bar over all the projections of a task: ``images`` in all, each counted in parts as its
+    optimiser steps are taken, with the time elapsed and an estimate of the time left. Pass it as
+    ``progress=`` to :func:`project`, :func:`invert` and what calls them (editing, morphs); close it after."""
+    return tqdm(total=images, desc=desc, unit="image", disable=not enabled, dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} images [{elapsed}<{remaining}]")
+
+
+def _shared_bar(progress: Progress) -> Any:
+    """The shared bar ``progress`` is, or None where it is True/False."""
+    return None if isinstance(progress, bool) or progress is None else progress
 
 
 @dataclass
@@ -220,7 +236,7 @@ def initial_codes(model: Any, images: torch.Tensor, init: Init | torch.Tensor, e
 def project(model: Any, images: torch.Tensor, *, mask: torch.Tensor | None = None, steps: int = 200, lr: float = 0.05,
             pixel_weight: float = 1.0, feature_weight: float = 0.1, prior_weight: float = 1e-3, d_weight: float = 0.0,
             init: Init | torch.Tensor = "mean", encoder: Any = None, labels: Sequence[int] | torch.Tensor | None = None,
-            seed: int = 0, progress: bool = True, judge: Any = None) -> ProjectionResult:
+            seed: int = 0, progress: Progress = True, judge: Any = None) -> ProjectionResult:
     """Find codes z with G(z) ≈ ``images`` (on the known pixels of ``mask``) by Adam on z; see the module doc.
 
     ``model``: a GAN (G = ``model.generate``), a VAE (G = its decoder) or a GAN-encoder run (its GAN and
@@ -230,7 +246,8 @@ def project(model: Any, images: torch.Tensor, *, mask: torch.Tensor | None = Non
     ``labels``: the classes, for a conditional GAN (required there). ``steps=0`` returns the start.
     ``judge``: whose features the perceptual term uses (see :func:`genlab.models.judge.resolve_judge`; False turns the term
     off). The learning rate follows the StyleGAN2 projector's warm-up and cosine ramp-down. Weights stay untouched and in
-    their mode.
+    their mode. ``progress``: a bar of the steps (True), none (False), or a shared bar (:func:`projection_bar`) that
+    the N images advance by N/steps a step.
     """
     model, encoder = _unwrap(model, encoder)
     images = check_images(model, images)
@@ -266,7 +283,9 @@ def project(model: Any, images: torch.Tensor, *, mask: torch.Tensor | None = Non
     per_image = torch.empty(0, device=device)
     with _Inference(model, judge):
         target_features = judge_features(judge, mask * images).detach() if judge is not None else None
-        bar = tqdm(range(steps), desc=f"projecting {images.shape[0]} image(s)", unit="step", disable=not progress or not steps,
+        shared = _shared_bar(progress)
+        own = progress is True and shared is None
+        bar = tqdm(range(steps), desc=f"projecting {images.shape[0]} image(s)", unit="step", disable=not own or not steps,
                    dynamic_ncols=True, leave=False)
         for step in bar:
             for group in optimizer.param_groups:
@@ -278,9 +297,13 @@ def project(model: Any, images: torch.Tensor, *, mask: torch.Tensor | None = Non
             per_image.sum().backward()  # the sum: every code gets the gradient of its own image's loss
             optimizer.step()
             losses.append(float(per_image.detach().mean()))
-            if progress and step % 10 == 0:
+            if own and step % 10 == 0:
                 bar.set_postfix(loss=f"{losses[-1]:.4g}", refresh=False)
+            if shared is not None:
+                shared.update(images.shape[0] / steps)
         bar.close()
+        if shared is not None and not steps:
+            shared.update(images.shape[0])
         with torch.no_grad():
             final = decode(model, z, labels)
             if steps:  # each image's loss at the codes returned
@@ -308,21 +331,28 @@ def _projection_loss(model: Any, judge: Any, z: torch.Tensor, generated: torch.T
     return loss
 
 
-def invert(model: Any, images: torch.Tensor, *, encoder: Any = None, steps: int | None = None, progress: bool = True,
+def default_projection_steps(model: Any, encoder: Any = None) -> int:
+    """The projector steps :func:`invert` takes by default: 0 for a VAE (its encoder's code), 100 for a GAN with an
+    encoder (``encoder=`` or a GAN-encoder run), 200 for a GAN alone."""
+    model, encoder = _unwrap(model, encoder)
+    return 0 if getattr(model, "kind", None) == "vae" else 100 if encoder is not None else 200
+
+
+def invert(model: Any, images: torch.Tensor, *, encoder: Any = None, steps: int | None = None, progress: Progress = True,
            batch_size: int = 256, **project_options: Any) -> torch.Tensor:
     """Codes (N×d) for ``images``, the best way the model allows, ``batch_size`` images at a time.
 
     A VAE: its posterior mean μ(x) (``steps`` default 0; more refines it with the projector). A GAN with an
     encoder (``encoder=`` or a GAN-encoder run as ``model``): hybrid inversion, E(x) refined by ``steps``
     (default 100) projector steps. A GAN alone: the projector from the prior mean (default 200 steps).
+    ``progress``: a bar per batch (True), none (False), or one shared bar (:func:`projection_bar`).
     ``project_options`` go to :func:`project`.
     """
     model, encoder = _unwrap(model, encoder)
     images = check_images(model, images)
-    kind = getattr(model, "kind", None)
-    has_encoder = kind == "vae" or encoder is not None
+    has_encoder = getattr(model, "kind", None) == "vae" or encoder is not None
     if steps is None:
-        steps = 0 if kind == "vae" else 100 if has_encoder else 200
+        steps = default_projection_steps(model, encoder)
     project_options.setdefault("init", "encoder" if has_encoder else "mean")
     labels = project_options.pop("labels", None)
     codes = []

@@ -30,6 +30,17 @@ What data parallelism means here, the same for every model (the loop has no case
   Logged values are averaged over the ranks. Resuming reads the checkpoint on every rank, so
   the run directory must be on a file system all machines share.
 
+Waiting and failing: joining the process group and every collective wait at most
+``GENLAB_DIST_TIMEOUT`` seconds (default 300, not PyTorch's 30 minutes) for the other processes. A
+peer that never arrives, or one that dies mid-run (killed, out of memory), ends each remaining rank
+with one :class:`DistributedError` line naming its rank and the world size, not a traceback per
+rank; the last checkpoint resumes with ``--resume``. Raise the timeout when rank 0 does slow work
+the others wait for (a callback that evaluates every epoch, a first compile). The rendezvous
+store listens on MASTER_PORT (torchrun's ``--master_port``, or the port of ``--rdzv-endpoint``;
+``--standalone`` picks a free one) on every interface of rank 0's machine, unauthenticated:
+MASTER_ADDR only says where the others connect. Keep the port firewalled to loopback (one machine)
+or to a private network (several; GLOO_SOCKET_IFNAME picks gloo's interface): see the README.
+
 Not done (yet): DDP's overlap of the gradient all-reduce with the backward pass (here it starts
 when the backward pass ends; it matters for large models on fast interconnects, not for these).
 On one 2-core CPU, two single-thread processes train the VAE at 0.81× the rate of one process with
@@ -39,14 +50,61 @@ the point is several machines or GPUs, not the cores of one CPU.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
+
+TIMEOUT_ENV = "GENLAB_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300.0
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DistributedError(GenlabError):
+    """The processes of a torchrun launch could not form their group, or lost one of theirs mid-run."""
+
+
+def timeout_seconds() -> float:
+    """How long process-group setup and each collective wait for the other processes: GENLAB_DIST_TIMEOUT, or 300 s."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ConfigError(f"{TIMEOUT_ENV} must be a number of seconds > 0, got {text!r}")
+    return seconds
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _collective(method: F) -> F:
+    """A collective that fails (a peer died, or did not answer within the timeout) becomes one DistributedError."""
+
+    @functools.wraps(method)
+    def wrapper(self: Distributed, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except RuntimeError as error:  # gloo's and NCCL's errors (DistBackendError, DistNetworkError, ...)
+            raise DistributedError(
+                f"rank {self.rank} of {self.world_size}: lost contact with the other processes ({_first_line(error)}); "
+                f"one of them died, was killed or waited longer than {TIMEOUT_ENV}={timeout_seconds():g} s: see its own "
+                "output, then continue from the last checkpoint with --resume"
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -67,6 +125,7 @@ class Distributed:
         return self.rank == 0
 
     # ----- collectives; each is a no-op in a single process -----
+    @_collective
     def average_(self, tensors: list[torch.Tensor]) -> None:
         """Replace each tensor by its mean over the ranks, in place, with one all-reduce."""
         if not self.enabled or not tensors:
@@ -93,6 +152,7 @@ class Distributed:
         tensors = list(buffers.values()) + [shadow[name] for shadow in extra for name in buffers if name in shadow]
         self.average_(tensors)
 
+    @_collective
     def any_rank(self, *flags: bool) -> list[bool]:
         """For each flag: is it true on at least one rank? (So every rank takes the same branch.)"""
         if not self.enabled:
@@ -101,6 +161,7 @@ class Distributed:
         dist.all_reduce(values, op=dist.ReduceOp.MAX)
         return [bool(v) for v in values.tolist()]
 
+    @_collective
     def every_rank(self, flag: bool | torch.Tensor) -> bool:
         """Is ``flag`` true on every rank?"""
         if not self.enabled:
@@ -109,6 +170,7 @@ class Distributed:
         dist.all_reduce(value, op=dist.ReduceOp.MIN)
         return bool(value.item())
 
+    @_collective
     def broadcast_(self, tensors: Iterable[torch.Tensor]) -> None:
         """Overwrite ``tensors`` on every rank with rank 0's values."""
         if not self.enabled:
@@ -128,6 +190,7 @@ class Distributed:
         """Rank 0's parameters and buffers everywhere: every rank starts from the same weights."""
         self.broadcast_(list(module.parameters()) + list(module.buffers()))
 
+    @_collective
     def gather_bytes(self, data: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's uint8 vector (all of one length), on the CPU, in rank order."""
         if not self.enabled:
@@ -137,6 +200,7 @@ class Distributed:
         dist.all_gather(parts, local)
         return [p.cpu() for p in parts]
 
+    @_collective
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
@@ -179,9 +243,24 @@ def setup(device: torch.device) -> tuple[Distributed, torch.device]:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        atexit.register(_shutdown)
+        _join(device)
     return Distributed(dist.get_rank(), dist.get_world_size(), local_rank), device
+
+
+def _join(device: torch.device) -> None:
+    """init_process_group with GENLAB_DIST_TIMEOUT; a group that does not form is one line naming this rank."""
+    seconds = timeout_seconds()
+    rank, world_size = os.environ.get("RANK", "?"), os.environ.get("WORLD_SIZE", "?")
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    try:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=seconds))
+    except (RuntimeError, ValueError) as error:  # DistStoreError, DistNetworkError (no one listening, timed out), ...
+        raise DistributedError(
+            f"rank {rank} of {world_size}: the {world_size} processes did not all join at {where} within {seconds:g} s "
+            f"({_first_line(error)}); start every rank (the same --nnodes and --nproc-per-node on every machine, one "
+            f"--node-rank each) and check that this machine reaches {where}, or wait longer with {TIMEOUT_ENV}=SECONDS"
+        ) from None
+    atexit.register(_shutdown)
 
 
 def _shutdown() -> None:

@@ -1,8 +1,8 @@
 """THE training loop, for every model.
 
 A model hands the loop its optimizers and a list of phases (see models/base.py); the loop owns
-everything else: device and precision, data order, EMA, checkpoints, resume, the divergence guard
-and Ctrl-C. It has no branch on the model's kind. What a run shows and writes along the way
+everything else: device and precision, data order, EMA, checkpoints, resume, the divergence guard,
+Ctrl-C and SIGTERM, and the run folder's writer lock. It has no branch on the model's kind. What a run shows and writes along the way
 (progress bar, metrics.csv, sample grids, plots) are callbacks (callbacks.py), the same events a
 user's own callbacks get; the state they all see is one :class:`~genlab.training.state.TrainingRun`.
 
@@ -31,9 +31,10 @@ from tqdm.auto import tqdm
 from genlab.config import TrainConfig, config_to_dict
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError, GenlabError
-from genlab.io.checkpoints import STATE_FILE, read_run_config
+from genlab.io.checkpoints import CONFIG_FILE, STATE_FILE, read_run_config, write_run_config
+from genlab.io.files import remove_stale_temporaries
 from genlab.models.base import GenerativeModel, Phase
-from genlab.runs import write_config
+from genlab.runs import write_config, writer_lock
 from genlab.training.callbacks import Callback, CallbackList, built_in_callbacks
 from genlab.training.distributed import SINGLE, Distributed
 from genlab.training.distributed import setup as setup_distributed
@@ -44,11 +45,26 @@ from genlab.training.sampler import BatchSampler
 from genlab.training.schedule import LRSchedule
 from genlab.training.state import TrainingRun, noise_seed, restore, rng_bytes, save_checkpoint
 
-__all__ = ["BatchSampler", "LRSchedule", "Precision", "StepParts", "TrainingDiverged", "compile_children", "run_step", "train"]
+__all__ = ["RESUMABLE", "BatchSampler", "LRSchedule", "Precision", "StepParts", "TrainingDiverged", "TrainingInterrupted",
+           "compile_children", "run_step", "train"]
+
+# TrainConfig fields a resumed run may change: when and how long it runs, what it shows and writes, where it
+# runs. Every other field (lr, batch_size, seed, precision, ema_decay, the schedule, ...) decides what the
+# run computes; a resume that gave another value would quietly become another run, so it is refused.
+RESUMABLE = ("epochs", "max_steps", "max_seconds", "log_every", "checkpoint_every", "num_sample_images", "progress",
+             "tensorboard", "plots", "diversity_alarm", "max_recoveries", "device", "channels_last", "compile", "out_dir")
 
 
 class TrainingDiverged(GenlabError):
     """A loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (``signal_name`` "SIGINT") or SIGTERM stopped the run after its step ``step``, saved in a checkpoint."""
+
+    def __init__(self, message: str, *, signal_name: str, step: int) -> None:
+        super().__init__(message)
+        self.signal_name, self.step = signal_name, step
 
 
 def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None = None, *, resume: bool = False,
@@ -57,19 +73,51 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
 
     With ``resume=True`` the run continues from the last checkpoint in ``out_dir`` (same data
     order and RNG streams, so on CPU it ends with the weights an uninterrupted run would have).
-    A loss or weight that becomes NaN/Inf restores the last good checkpoint with lower learning
-    rates (at most ``config.max_recoveries`` times). Ctrl-C saves a checkpoint and raises
-    KeyboardInterrupt. ``callbacks`` (:class:`~genlab.training.callbacks.Callback`) are told every
-    event after the loop's own. Returns the model in eval mode with the weights to sample with
-    (EMA if on). Started by ``torchrun`` with several processes, every process calls this with the
-    same arguments and they train one model together (see genlab.distributed).
+    ``config`` must then equal the run's saved one except in the :data:`RESUMABLE` fields (each
+    change is written to events.log and config.json); the data must have as many items, of the
+    same shape and classes. A loss or weight that becomes NaN/Inf restores the last good
+    checkpoint with lower learning rates (at most ``config.max_recoveries`` times). Ctrl-C or
+    SIGTERM saves a checkpoint and raises :class:`TrainingInterrupted` (a KeyboardInterrupt).
+    The process holds the run folder's writer lock throughout: a second writer fails at once.
+    ``callbacks`` (:class:`~genlab.training.callbacks.Callback`) are told every event after the
+    loop's own. Returns the model in eval mode with the weights to sample with (EMA if on).
+    Started by ``torchrun`` with several processes, every process calls this with the same
+    arguments and they train one model together (see genlab.distributed).
     """
     config = config or TrainConfig()
     _check_shapes(model, dataset)
+    run_dir = Path(config.out_dir)
+    if resume and not (run_dir / STATE_FILE).exists():  # checked before the lock creates the folder
+        raise CheckpointError(f"{run_dir}: nothing to resume ({STATE_FILE} not found); start without --resume")
     dist, device = setup_distributed(resolve_device(config.device))
     if config.batch_size % dist.world_size:
         raise ConfigError(f"batch_size {config.batch_size} is the global batch and must be divisible by the "
                           f"{dist.world_size} processes")
+    with _sole_writer(run_dir, dist):
+        return _train(model, dataset, config, resume, callbacks, dist, device)
+
+
+@contextlib.contextmanager
+def _sole_writer(run_dir: Path, dist: Distributed) -> Iterator[None]:
+    """Rank 0 holds the run folder's writer lock for the whole run (every rank learns when it could not
+    get it) and, as the one writer, deletes the temporary files a killed run left behind."""
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if dist.is_main:
+            try:
+                stack.enter_context(writer_lock(run_dir))
+            except GenlabError as error:
+                refused = error
+        (busy,) = dist.any_rank(refused is not None)
+        if busy:
+            raise refused or CheckpointError(f"{run_dir}: rank 0 could not take the run folder's writer lock")
+        if dist.is_main:
+            remove_stale_temporaries(run_dir, recursive=True)
+        yield
+
+
+def _train(model: GenerativeModel, dataset: Dataset, config: TrainConfig, resume: bool, callbacks: Iterable[Callback],
+           dist: Distributed, device: torch.device) -> GenerativeModel:
     precision = Precision(config.precision, device)
     memory_format = torch.channels_last if config.channels_last else torch.preserve_format
     if device.type == "cuda":
@@ -84,9 +132,14 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
     run = TrainingRun(model, dataset, config, Path(config.out_dir), dist, device, optimizers, ema, sampler,
                       LRSchedule(config, optimizers, sampler), resumed=resume)
     if resume:
-        _check_resumable(run.run_dir, model, dataset)
+        saved, changes = _check_resumable(run.run_dir, model, dataset, config)
         meta = restore(run)
         run.seconds_before, run.recoveries = float(meta.get("elapsed", 0.0)), int(meta.get("recoveries", 0))
+        run.lr_factor = float(meta.get("lr_factor", 1.0))
+        if changes and dist.is_main:
+            write_run_config(run.run_dir, {**saved, "train": config_to_dict(config)})
+            for change in changes:
+                _event(run, f"resumed at step {run.step} with {change}")
     else:
         if (run.run_dir / STATE_FILE).exists():
             raise CheckpointError(f"{run.run_dir} already holds a run; resume it (--resume) or choose another output folder")
@@ -101,7 +154,7 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
     parts = StepParts(phases, optimizers, sampler, dataset.images.to(device), labels, precision, memory_format, run.running, dist)
     callbacks = CallbackList([*built_in_callbacks(config, dist), *callbacks])
     callbacks.on_train_start(run)
-    stop = _StopRequest()
+    stop, terminated = _StopRequest(), False
     run.started = time.perf_counter()
     if not resume:
         _checkpoint(run, callbacks)  # step 0: there is always a good checkpoint to return to
@@ -114,8 +167,8 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
             run.step += 1
             if ema is not None:
                 ema.update(model)
-            # Ranks must agree on when to stop (Ctrl-C and the clock reach them at different steps).
-            run.stop_requested, time_up = dist.any_rank(stop.requested, run.out_of_time())
+            # Ranks must agree on when to stop (signals and the clock reach them at different steps).
+            run.stop_requested, terminated, time_up = dist.any_rank(stop.requested, stop.terminated, run.out_of_time())
             callbacks.on_step_end(run)
             epoch_done = sampler.epoch > epochs_before
             if epoch_done:
@@ -144,8 +197,9 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
         model.to(memory_format=torch.contiguous_format)  # callers get ordinary tensors back from the model
     callbacks.on_train_end(run)
     if run.stop_requested:
-        raise KeyboardInterrupt(f"training interrupted at step {run.step}; checkpoint saved in {run.run_dir} "
-                                "(continue with --resume)")
+        raise TrainingInterrupted(f"training {'terminated' if terminated else 'interrupted'} at step {run.step}; checkpoint "
+                                  f"saved in {run.run_dir} (continue with --resume)",
+                                  signal_name="SIGTERM" if terminated else "SIGINT", step=run.step)
     if ema is not None:
         model.load_state_dict(ema.state_dict(model))
     return model.eval()
@@ -220,7 +274,7 @@ def _checkpoint(run: TrainingRun, callbacks: Callback) -> bool:
         run.sampler.rank_rng_states = dist.gather_bytes(rng_bytes(run.device))
     if dist.is_main:
         save_checkpoint(run.run_dir, run.model, run.optimizers, run.ema, run.sampler,
-                        {"step": run.step, "elapsed": run.elapsed(), "recoveries": run.recoveries})
+                        {"step": run.step, "elapsed": run.elapsed(), "recoveries": run.recoveries, "lr_factor": run.lr_factor})
     dist.barrier()  # the checkpoint is complete before any rank may read it
     run.saved_step = run.step
     callbacks.on_checkpoint(run)
@@ -228,25 +282,39 @@ def _checkpoint(run: TrainingRun, callbacks: Callback) -> bool:
 
 
 def _recover(run: TrainingRun, reason: str, callbacks: Callback) -> None:
-    """The divergence guard: back to the last good checkpoint, with lower learning rates."""
+    """The divergence guard: back to the last good checkpoint, with lower learning rates.
+
+    The factor accumulates: the checkpoint's rates carry the factor applied when it was written
+    (its metadata says which), so they are scaled to the run's factor so far times
+    ``recovery_lr_factor``; three recoveries at 0.5 leave 1/8 of the rates, with or without a
+    checkpoint between them."""
     config = run.config
     if run.recoveries >= config.max_recoveries:
         raise TrainingDiverged(
-            f"training diverged ({reason}) after {run.recoveries} recoveries; the last good checkpoint is in "
-            f"{run.run_dir}: resume it with a lower learning rate"
+            f"training diverged ({reason}) after {run.recoveries} recoveries (learning rates at {run.lr_factor:g}× the "
+            f"run's); the last good checkpoint is in {run.run_dir}: resume it with a larger --max-recoveries to lower "
+            "them further, or start a new run with a lower learning rate"
         )
     failed_step = run.step
-    restore(run)
+    meta = restore(run)
     run.recoveries += 1
-    run.schedule.scale(config.recovery_lr_factor)
+    factor = run.lr_factor * config.recovery_lr_factor
+    run.schedule.scale(factor / float(meta.get("lr_factor", 1.0)))
+    run.lr_factor = factor
     run.running.clear()
-    message = (f"step {failed_step}: {reason}; restored the checkpoint of step {run.step} and multiplied the "
-               f"learning rates by {config.recovery_lr_factor} (recovery {run.recoveries} of {config.max_recoveries})")
+    message = (f"step {failed_step}: {reason}; restored the checkpoint of step {run.step} and lowered the learning "
+               f"rates to {factor:g}× the run's (recovery {run.recoveries} of {config.max_recoveries})")
     if run.dist.is_main:
         tqdm.write(message, file=sys.stderr)
+    _event(run, message)
+    callbacks.on_recover(run, message)
+
+
+def _event(run: TrainingRun, message: str) -> None:
+    """One line in the run's events.log (rank 0 writes it)."""
+    if run.dist.is_main:
         with (run.run_dir / "events.log").open("a") as events:
             events.write(message + "\n")
-    callbacks.on_recover(run, message)
 
 
 # ----- setting up -----
@@ -291,37 +359,57 @@ def _checked_phases(model: GenerativeModel, optimizers: dict[str, torch.optim.Op
     return phases
 
 
-def _check_resumable(run_dir: Path, model: GenerativeModel, dataset: Dataset) -> None:
+def _check_resumable(run_dir: Path, model: GenerativeModel, dataset: Dataset, config: TrainConfig) -> tuple[dict[str, Any], list[str]]:
+    """The run's saved config, and the changes ``config`` makes to it (``name: saved → given``, RESUMABLE fields
+    only); a CheckpointError for another model, other data, or a change to any other field."""
     if not (run_dir / STATE_FILE).exists():
         raise CheckpointError(f"{run_dir}: nothing to resume ({STATE_FILE} not found); start without --resume")
-    saved = read_run_config(run_dir)
+    saved, where = read_run_config(run_dir), run_dir / CONFIG_FILE
     if saved["model"] != {"kind": model.kind, "config": config_to_dict(model.config)}:
-        raise CheckpointError(f"{run_dir / 'config.json'}: the run was trained with a different model config; resume with the same model")
-    if saved.get("dataset", {}).get("image_shape") != list(dataset.image_shape):
-        raise CheckpointError(f"{run_dir / 'config.json'}: the run was trained on data of shape "
-                              f"{saved['dataset'].get('image_shape')}, not {list(dataset.image_shape)}")
+        raise CheckpointError(f"{where}: the run was trained with a different model config; resume with the same model")
+    data, given = saved.get("dataset", {}), dataset.info()
+    for key in ("image_shape", "num_images", "classes"):
+        if key in data and data[key] != given[key]:
+            raise CheckpointError(f"{where}: the run was trained on {data.get('name')!r} with {key} {data[key]}, this data "
+                                  f"({given['name']!r}) has {given[key]}; resume on the run's own data")
+    before, after = saved.get("train", {}), config_to_dict(config)
+    changed = [name for name in after if name in before and before[name] != after[name]]
+    refused = [f"{name}: {before[name]} → {after[name]}" for name in changed if name not in RESUMABLE]
+    if refused:
+        raise CheckpointError(f"{where}: --resume continues the run as it was trained, but these differ from its saved "
+                              f"config: {'; '.join(refused)}. Give the saved values (or leave those options out), or start "
+                              f"a new run in another folder. What may change on resume: {', '.join(RESUMABLE)}")
+    return saved, [f"{name}: {before[name]} → {after[name]}" for name in changed]
 
 
 class _StopRequest:
-    """First Ctrl-C asks the loop to finish its step, save and stop; a second one aborts at once."""
+    """The first Ctrl-C (SIGINT) or SIGTERM (kill, timeout, Docker, Slurm, systemd) asks the loop to finish
+    its step, save and stop; the same signal again aborts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested = self.terminated = False
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
 
         def handler(signum: int, frame: Any) -> None:
             self.requested = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            tqdm.write("Interrupted: saving a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr)
+            self.terminated = self.terminated or signum == signal.SIGTERM
+            interrupt = signum == signal.SIGINT
+            signal.signal(signum, signal.default_int_handler if interrupt else signal.SIG_DFL)
+            tqdm.write(f"{'Interrupted' if interrupt else 'Terminated (SIGTERM)'}: saving a checkpoint after this step "
+                       f"({'Ctrl-C' if interrupt else 'SIGTERM'} again to abort)", file=sys.stderr)
 
-        signal.signal(signal.SIGINT, handler)
+        for signum in self.SIGNALS:
+            signal.signal(signum, handler)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, before in previous.items():
+                signal.signal(signum, before if before is not None else signal.SIG_DFL)

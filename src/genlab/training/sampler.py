@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from genlab.errors import ConfigError
+from genlab.errors import CheckpointError, ConfigError
 
 
 class BatchSampler:
@@ -68,7 +68,11 @@ class BatchSampler:
         own = rng.numel() - sum(sizes)
         self.rank_rng_states = list(rng[own:].split(sizes)) if sizes else None
         self.generator.set_state(rng[:own].clone())
+        position = state["position"]
+        if not (isinstance(position, int) and 0 <= position < self.batches_per_epoch):
+            raise CheckpointError(f"training state: data position {position!r} is not a batch of an epoch of "
+                                  f"{self.batches_per_epoch} batches; the state was written for other data or is damaged")
         self.epoch, self.position, self._order = state["epoch"], 0, None
-        if state["position"]:
+        if position:
             self.next()  # regenerates this epoch's order from its starting RNG state
-            self.position = state["position"]
+            self.position = position

@@ -18,7 +18,17 @@ import torch
 from genlab.config import TrainConfig
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError
-from genlab.io.checkpoints import STATE_FILE, WEIGHTS_FILE, load_model_weights, load_tensors, save_tensors
+from genlab.io.checkpoints import (
+    STATE_FILE,
+    WEIGHTS_FILE,
+    check_header,
+    check_moments,
+    load_model_weights,
+    load_tensors,
+    malformed,
+    save_tensors,
+    tensor_header,
+)
 from genlab.models.base import GenerativeModel
 from genlab.training.distributed import Distributed
 from genlab.training.ema import EMA
@@ -51,8 +61,9 @@ class TrainingRun:
     resumed: bool = False
     step: int = 0
     recoveries: int = 0  # divergence-guard restores so far
+    lr_factor: float = 1.0  # what the divergence guard has multiplied the learning rates by so far (saved in checkpoints)
     saved_step: int | None = None  # the step of the latest checkpoint written
-    stop_requested: bool = False  # Ctrl-C: the run saves and stops after this step
+    stop_requested: bool = False  # Ctrl-C or SIGTERM: the run saves and stops after this step
     seconds_before: float = 0.0  # training time of the runs this one resumes
     started: float = field(default_factory=time.perf_counter)
 
@@ -151,19 +162,25 @@ def restore_checkpoint(run_dir: str | os.PathLike, model: torch.nn.Module, optim
     state_path = Path(run_dir) / STATE_FILE
     tensors, meta = load_tensors(state_path)
     device = next(model.parameters()).device
-    load_model_weights(model, state_path, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
-    for name, optimizer in optimizers.items():
-        if name not in meta.get("optimizers", {}):
-            raise CheckpointError(f"{state_path}: no state for optimizer {name!r}")
-        optimizer.load_state_dict(optimizer_from_tensors(name, tensors, meta["optimizers"][name]))
-    if ema is not None:
-        saved_ema = {k[len("ema/"):]: v.to(device) for k, v in tensors.items() if k.startswith("ema/")}
-        ema.shadow = saved_ema or {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-    torch.set_rng_state(tensors["rng/torch"])
-    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]
-    if cuda_states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_states)
-    sampler.restore(tensors["rng/sampler"], meta["sampler"])
+    with malformed(state_path):  # a tampered file (a key missing, a wrong type or size): one CheckpointError naming it
+        load_model_weights(model, state_path, {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+        for name, optimizer in optimizers.items():
+            if name not in meta.get("optimizers", {}):
+                raise CheckpointError(f"{state_path}: no state for optimizer {name!r}")
+            optimizer.load_state_dict(optimizer_from_tensors(name, tensors, meta["optimizers"][name]))
+            check_moments(state_path, name, optimizer)
+        if ema is not None:
+            saved_ema = {k[len("ema/"):]: v.to(device) for k, v in tensors.items() if k.startswith("ema/")}
+            averaged = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+            if saved_ema:
+                check_header(state_path, tensor_header(saved_ema), averaged, "the model's EMA")
+            ema.shadow = saved_ema or {k: v.detach().clone() for k, v in averaged.items()}
+        torch.set_rng_state(tensors["rng/torch"])
+        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng/cuda/")]
+        if cuda_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_states)
+        sampler.restore(tensors["rng/sampler"], meta["sampler"])
+        meta["step"] = int(meta["step"])
     return meta
 
 

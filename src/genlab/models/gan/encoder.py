@@ -19,6 +19,7 @@ while E trains.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import TrainConfig, check_positive, config_from_dict, config_to_dict, documented
+from genlab.config import (
+    MAX_WIDTH,
+    TrainConfig,
+    check_positive,
+    check_size,
+    check_weights,
+    check_widths,
+    config_from_dict,
+    config_to_dict,
+    documented,
+)
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference
 from genlab.models.gan.model import GAN, GANConfig
@@ -58,15 +69,19 @@ class GANEncoderConfig:
     def __post_init__(self) -> None:
         if isinstance(self.gan, GANConfig):
             self.gan = config_to_dict(self.gan)
-        self.gan = config_to_dict(config_from_dict(GANConfig, dict(self.gan), where="gan_encoder config 'gan'"))
-        self.channels = tuple(self.channels)
-        if len(self.gan["image_shape"]) != 3:
+        gan = config_from_dict(GANConfig, self.gan, where="gan_encoder config 'gan'")
+        self.gan = config_to_dict(gan)
+        self.channels = check_widths("channels", self.channels)
+        if len(gan.image_shape) != 3:
             raise ConfigError("a GAN encoder inverts image GANs; this GAN makes points")
-        if not self.channels or min(self.channels) < 1:
-            raise ConfigError(f"channels must be a non-empty list of positive widths, got {self.channels}")
-        if min(self.gan["image_shape"][1:]) < 2 ** len(self.channels):
+        if min(gan.image_shape[1:]) < 2 ** len(self.channels):
             raise ConfigError(f"{len(self.channels)} downsampling layers are too many for {self.gan['image_shape']} images")
-        check_positive("hidden_dim", self.hidden_dim)
+        check_size("hidden_dim", self.hidden_dim, MAX_WIDTH)
+        image_channels, height, width = gan.image_shape
+        widths = (image_channels, *self.channels)
+        features = self.channels[-1] * (height >> len(self.channels)) * (width >> len(self.channels))
+        check_weights("gan_encoder config", gan._weight_count() + sum(16 * a * b for a, b in itertools.pairwise(widths))
+                      + (features + (gan.latent_dim or 0)) * self.hidden_dim)
         for option in ("latent_weight", "image_weight", "feature_weight"):
             check_positive(option, getattr(self, option), allow_zero=True)
         if self.latent_weight == 0 and self.image_weight == 0:

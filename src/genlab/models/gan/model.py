@@ -10,6 +10,7 @@ passes through unscaled.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -17,17 +18,39 @@ from typing import Literal
 import torch
 from torch import nn
 
-from genlab.config import TrainConfig, check_choice, check_positive, documented
+from genlab.config import (
+    MAX_CLASSES,
+    MAX_LATENT_DIM,
+    MAX_WIDTH,
+    TrainConfig,
+    check_choice,
+    check_image_shape,
+    check_positive,
+    check_size,
+    check_weights,
+    documented,
+)
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
 from genlab.models.gan.losses import GAN_LOSSES, gradient_penalty, r1_penalty
-from genlab.models.gan.nets import check_image_size, dcgan_discriminator, dcgan_generator, mlp_discriminator, mlp_generator
+from genlab.models.gan.nets import (
+    DCGAN_RESOLUTIONS,
+    MLP_D_LAYERS,
+    MLP_G_LAYERS,
+    check_image_size,
+    dcgan_discriminator,
+    dcgan_generator,
+    mlp_discriminator,
+    mlp_generator,
+)
 from genlab.nn.diffaugment import diff_augment, parse_policy
 from genlab.nn.modes import eval_mode
 
 Architecture = Literal["auto", "dcgan", "mlp"]
 Loss = Literal["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
 DiscriminatorNorm = Literal["auto", "batch", "none"]
+MAX_D_STEPS = 100  # D updates per G update (WGAN-GP uses 5)
+MAX_R1_EVERY = 1 << 20
 
 
 @dataclass
@@ -64,12 +87,11 @@ class GANConfig:
     diffaugment: str = documented("", "DiffAugment policy for D's inputs, e.g. translation,cutout,color")
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
+        self.image_shape = check_image_shape("image_shape", self.image_shape, points=True)
+        if not isinstance(self.betas, tuple | list):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         points = len(self.image_shape) == 1
-        if not (points and self.image_shape[0] >= 1) and not (len(self.image_shape) == 3 and self.image_shape[0] in (1, 3)):
-            raise ConfigError("image_shape must be (channels, height, width) with 1 or 3 channels, or (dim,) for points, "
-                              f"got {self.image_shape}")
         check_choice("architecture", self.architecture, Architecture)
         check_choice("loss", self.loss, Loss)
         check_choice("d_norm", self.d_norm, DiscriminatorNorm)
@@ -91,20 +113,40 @@ class GANConfig:
         if self.d_norm == "auto":
             plain_dcgan = not mlp and self.loss != "wgan-gp" and not self.spectral_norm and self.r1_gamma == 0
             self.d_norm = "batch" if plain_dcgan else "none"
-        for option in ("latent_dim", "g_width", "d_width", "d_steps", "r1_every"):
-            check_positive(option, getattr(self, option))
-        check_positive("num_classes", self.num_classes, allow_zero=True)
+        check_size("latent_dim", self.latent_dim, MAX_LATENT_DIM)
+        check_size("g_width", self.g_width, MAX_WIDTH)
+        check_size("d_width", self.d_width, MAX_WIDTH)
+        check_size("d_steps", self.d_steps, MAX_D_STEPS)
+        check_size("r1_every", self.r1_every, MAX_R1_EVERY)
+        check_size("num_classes", self.num_classes, MAX_CLASSES, minimum=0)
         check_positive("lr_g", self.lr_g)
         check_positive("lr_d", self.lr_d)
         check_positive("gp_weight", self.gp_weight, allow_zero=True)
         check_positive("r1_gamma", self.r1_gamma, allow_zero=True)
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+        if len(self.betas) != 2 or not all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        check_weights("GAN config", self._weight_count())
         if self.loss == "wgan-gp" and self.d_norm == "batch":
             raise ConfigError("d_norm 'batch' cannot be used with loss 'wgan-gp': the penalty is per sample and batch norm mixes "
                               "samples; use d_norm 'none' (Gulrajani et al. 2017 §4)")
         if parse_policy(self.diffaugment) and points:
             raise ConfigError(f"diffaugment {self.diffaugment!r} augments images; it does not apply to point data, use ''")
+
+    def _weight_count(self) -> int:
+        """About how many weights G and D have (convs, linear layers, class embeddings; biases left out)."""
+        latent, g, d, classes = self.latent_dim or 0, self.g_width or 0, self.d_width or 0, self.num_classes
+        if self.architecture == "mlp":
+            dim = self.image_shape[0]
+            return (latent * g + (MLP_G_LAYERS - 1) * g * g + g * dim + 2 * MLP_G_LAYERS * classes * g
+                    + dim * d + (MLP_D_LAYERS - 1) * d * d + d + classes * d)
+        channels, size, _ = self.image_shape
+        start, layers = DCGAN_RESOLUTIONS[size]
+        g_widths = [g * 2 ** i for i in reversed(range(layers))]
+        d_widths = [channels] + [d * 2 ** i for i in range(layers)]
+        generator = (latent * g_widths[0] * start * start + sum(16 * a * b for a, b in itertools.pairwise(g_widths))
+                     + 16 * g_widths[-1] * channels + 2 * classes * sum(g_widths))
+        discriminator = sum(16 * a * b for a, b in itertools.pairwise(d_widths)) + (1 + classes) * d_widths[-1] * start * start
+        return generator + discriminator
 
 
 @contextlib.contextmanager

@@ -23,7 +23,18 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from genlab.config import TrainConfig, check_choice, check_positive, documented
+from genlab.config import (
+    MAX_BLOCKS,
+    MAX_LAYERS,
+    MAX_WIDTH,
+    TrainConfig,
+    check_choice,
+    check_image_shape,
+    check_positive,
+    check_size,
+    check_weights,
+    documented,
+)
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam
 from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
@@ -73,11 +84,10 @@ class SRConfig:
     betas: tuple[float, float] = documented((0.9, 0.999), "Adam's β1,β2 (β1 = 0.9, as Ledig et al.)")
 
     def __post_init__(self) -> None:
-        self.image_shape = tuple(self.image_shape)  # type: ignore[assignment]
+        self.image_shape = check_image_shape("image_shape", self.image_shape)  # type: ignore[assignment]
+        if not isinstance(self.betas, tuple | list):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
         self.betas = tuple(self.betas)  # type: ignore[assignment]
-        if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3):
-            raise ConfigError("image_shape must be (channels, height, width) of the high-res images with 1 or 3 channels, "
-                              f"got {self.image_shape}")
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
             raise ConfigError(f"scale must be 2 or 4, got {self.scale!r}")
         _, height, width = self.image_shape
@@ -85,17 +95,30 @@ class SRConfig:
             raise ConfigError(f"image_shape {self.image_shape}: height and width must be multiples of scale {self.scale} "
                               f"(the low-res images are {height}/{self.scale} × {width}/{self.scale}); resize or crop the data")
         check_choice("variant", self.variant, Variant)
-        check_positive("channels", self.channels)
-        check_positive("blocks", self.blocks, allow_zero=True)
-        check_positive("d_width", self.d_width)
+        check_size("channels", self.channels, MAX_WIDTH)
+        check_size("blocks", self.blocks, MAX_BLOCKS, minimum=0)
+        check_size("d_width", self.d_width, MAX_WIDTH)
+        check_size("content_block", self.content_block, MAX_LAYERS, minimum=-MAX_LAYERS)
         for option in ("content_weight", "pixel_weight", "adversarial_weight"):
             check_positive(option, getattr(self, option), allow_zero=True)
         if self.lr_d is not None:
             check_positive("lr_d", self.lr_d)
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+        if len(self.betas) != 2 or not all(isinstance(b, int | float) and 0.0 <= b < 1.0 for b in self.betas):
             raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
         if not isinstance(self.judge, str) or not self.judge:
             raise ConfigError(f"judge must be 'auto', 'none' or a judge run directory, got {self.judge!r}")
+        check_weights("SR config", self._weight_count())
+
+    def _weight_count(self) -> int:
+        """About how many weights G (and D, for srgan) have: convs and linear layers, biases left out."""
+        image_channels, height, width = self.image_shape
+        c, w = self.channels, self.d_width
+        stages = self.scale.bit_length() - 1  # one ×2 sub-pixel stage per factor of 2
+        generator = 2 * 81 * image_channels * c + 9 * c * c * (2 * self.blocks + 1 + 4 * stages)
+        if self.variant != "srgan":
+            return generator
+        low = ((height + 7) // 8) * ((width + 7) // 8)  # after three stride-2 convs
+        return generator + 9 * (image_channels * w + 31 * w * w) + 4 * w * low * 8 * w + 8 * w
 
     @property
     def low_res_shape(self) -> tuple[int, int, int]:
