@@ -7,8 +7,9 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.genlab-installed
 BENCH_STAMP := $(VENV)/.genlab-bench-installed
+DOCS_STAMP := $(VENV)/.genlab-docs-installed
 
-.PHONY: test lint demo bench install clean
+.PHONY: test lint docs demo bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,15 @@ test: $(STAMP)
 # ruff, configured in pyproject.toml ([tool.ruff]); zero findings is the bar.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
+	touch $@
+
+# The documentation site, into site/ (offline: no fonts or scripts fetched). --strict: a broken link or an
+# unresolved reference is an error. NO_MKDOCS_2_WARNING only silences Material's banner about MkDocs 2.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: $(STAMP)
 	$(BIN)/genlab demo --out demo
@@ -55,4 +65,4 @@ bench: $(BENCH_STAMP)
 	$(BENCH_ENV) $(BIN)/python -m benchmarks.loop_quality --models gan --gan-epochs 4 --gan-subset 12800 --name loop_quality_gan
 
 clean:
-	rm -rf $(VENV) demo build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) demo build site src/*.egg-info .pytest_cache

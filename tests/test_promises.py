@@ -37,9 +37,10 @@ def test_no_module_imports_an_unpickler_or_calls_torch_load_and_numpy_never_allo
 
 
 def test_every_test_the_promises_table_names_exists():
-    """README's promises table names the tests that check each promise; a renamed test must not leave it stale."""
-    readme = (SOURCE.parents[1] / "README.md").read_text()
-    table = readme[readme.index("## What genlab promises"):]
+    """The promises table (docs/guides/reliability.md) names the tests that check each promise; a renamed test
+    must not leave it stale."""
+    page = (SOURCE.parents[1] / "docs" / "guides" / "reliability.md").read_text()
+    table = page[page.index("## What genlab promises"):]
     table = table[: table.index("\n## ", 3)]
     missing = []
     for row in table.splitlines():
