@@ -3,7 +3,10 @@ import os
 import pytest
 import torch
 
+from genlab.config import TrainConfig
 from genlab.data.dataset import Dataset
+from genlab.models import VAE, VAEConfig
+from genlab.training.sampler import BatchSampler
 
 # Environment variables that choose which CPU kernels compute the numbers: MKL (LAPACK/BLAS: eigh, qr, matmul),
 # ATen's vectorized kernels (sums, elementwise maths, even torch.randn's float32 values) and oneDNN (convolutions).
@@ -43,3 +46,17 @@ def make_blobs(n: int = 96, size: int = 16, channels: int = 1, seed: int = 0) ->
 @pytest.fixture
 def blobs() -> Dataset:
     return make_blobs()
+
+
+def vae_one_step_in(config: VAEConfig) -> tuple[VAE, dict, BatchSampler]:
+    """A VAE (seeded init) one Adam step in, with a data sampler one batch into its epoch: live objects
+    whose training state has every kind of entry (weights, optimizer moments, RNG, data position)."""
+    torch.manual_seed(0)
+    model = VAE(config)
+    optimizers = model.make_optimizers(TrainConfig())
+    for parameter in model.parameters():
+        parameter.grad = torch.ones_like(parameter)
+    optimizers["vae"].step()
+    sampler = BatchSampler(16, 4, seed=0, device=torch.device("cpu"))
+    sampler.next()
+    return model, optimizers, sampler

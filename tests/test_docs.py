@@ -341,13 +341,6 @@ def test_relative_links_name_existing_files():
     assert not broken, f"links to files that do not exist: {broken}"
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_results_references_resolve():
     hooks = _load(ROOT / "scripts" / "docs_hooks.py")
     errors = []

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import vae_one_step_in
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -347,14 +348,7 @@ def test_the_valid_run_still_loads(run_folder):
 
 
 def live_objects() -> tuple[VAE, dict, EMA, BatchSampler]:
-    torch.manual_seed(0)
-    model = VAE(SMALL_CONFIGS["vae"])
-    optimizers = model.make_optimizers(TrainConfig())
-    for parameter in model.parameters():
-        parameter.grad = torch.ones_like(parameter)
-    optimizers["vae"].step()
-    sampler = BatchSampler(16, 4, seed=0, device=torch.device("cpu"))
-    sampler.next()
+    model, optimizers, sampler = vae_one_step_in(SMALL_CONFIGS["vae"])
     return model, optimizers, EMA(model, 0.9), sampler
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import vae_one_step_in
 
 from genlab.cli.main import main
 from genlab.config import MAX_BATCH_SIZE, MAX_LATENT_DIM, MAX_WEIGHTS, MAX_WIDTH, TrainConfig, config_from_dict
@@ -309,14 +310,7 @@ def test_unknown_dtypes_and_non_object_metadata_are_refused(tmp_path):
 
 def trained_state(folder: Path) -> tuple[VAE, dict, BatchSampler]:
     """A VAE one Adam step in, with its training_state.safetensors written to ``folder``."""
-    torch.manual_seed(0)
-    model = VAE(VAEConfig(**SMALL_VAE))
-    optimizers = model.make_optimizers(TrainConfig())
-    for parameter in model.parameters():
-        parameter.grad = torch.ones_like(parameter)
-    optimizers["vae"].step()
-    sampler = BatchSampler(16, 4, seed=0, device=torch.device("cpu"))
-    sampler.next()
+    model, optimizers, sampler = vae_one_step_in(VAEConfig(**SMALL_VAE))
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder, model, optimizers, None, sampler, {"step": 1})
     return model, optimizers, sampler
