@@ -132,7 +132,7 @@ def documented(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LRSchedule = Literal["constant", "linear", "cosine"]
 
 
@@ -146,8 +146,9 @@ class TrainConfig:
     seed: int = documented(0, "weight init, data order, noise")
     out_dir: str = documented("runs/run", "run directory (checkpoints, samples, metrics)")
     device: str = documented("auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N")
-    precision: Precision = documented("fp32", "bf16/fp16: forward passes under autocast (fp16: CUDA only, with loss scaling; "
-                                              "bf16 pays only on CPUs/GPUs with bf16 units)")
+    precision: Precision = documented("auto", "auto: bf16 where the CPU/GPU multiplies bf16 natively (AMX, AVX-512 BF16, "
+                                              "Ampere+), else fp32; bf16/fp16: forward passes under autocast (fp16: CUDA "
+                                              "only, with loss scaling)")
     channels_last: bool = documented(True, "NHWC memory format for 4-D weights and images (oneDNN/cuDNN conv kernels)")
     compile: bool = documented(False, "torch.compile each sub-network (on a 2-core CPU: 12–27 s to compile, then no faster "
                                       "than channels-last eager; see the README)")

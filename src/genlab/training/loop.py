@@ -15,6 +15,7 @@ format for conv nets, ``compile`` (torch.compile of the model's sub-networks). L
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import sys
@@ -40,7 +41,7 @@ from genlab.training.distributed import SINGLE, Distributed
 from genlab.training.distributed import setup as setup_distributed
 from genlab.training.ema import EMA, warn_if_it_outlasts_the_run
 from genlab.training.monitor import RunningMeans, gradient_norm, parameters_finite
-from genlab.training.precision import Precision
+from genlab.training.precision import Precision, choose_precision, fp32_outputs
 from genlab.training.sampler import BatchSampler
 from genlab.training.schedule import LRSchedule
 from genlab.training.state import TrainingRun, noise_seed, restore, rng_bytes, save_checkpoint
@@ -94,7 +95,9 @@ def train(model: GenerativeModel, dataset: Dataset, config: TrainConfig | None =
         raise ConfigError(f"batch_size {config.batch_size} is the global batch and must be divisible by the "
                           f"{dist.world_size} processes")
     with _sole_writer(run_dir, dist):
-        return _train(model, dataset, config, resume, callbacks, dist, device)
+        config = _resolve_precision(config, device, run_dir if resume else None, dist.is_main)
+        with fp32_outputs(model, config.precision):
+            return _train(model, dataset, config, resume, callbacks, dist, device)
 
 
 @contextlib.contextmanager
@@ -328,6 +331,20 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available; use --device cpu")
     return device
+
+
+def _resolve_precision(config: TrainConfig, device: torch.device, resumed_dir: Path | None, announce: bool) -> TrainConfig:
+    """``precision="auto"`` made concrete, so the run's config.json records what it trained with: on resume the
+    run's saved precision, else bf16 where ``device`` has native bf16 units and fp32 elsewhere (printed)."""
+    if config.precision != "auto":
+        return config
+    saved = read_run_config(resumed_dir).get("train", {}).get("precision") if resumed_dir is not None else None
+    if saved in ("fp32", "bf16", "fp16"):
+        return dataclasses.replace(config, precision=saved)
+    chosen, why = choose_precision(device)
+    if announce:
+        tqdm.write(f"precision: {chosen} (auto: {why}; --precision fp32|bf16 to choose)", file=sys.stderr)
+    return dataclasses.replace(config, precision=chosen)
 
 
 def compile_children(model: torch.nn.Module, *, undo: bool = False) -> None:
