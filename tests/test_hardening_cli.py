@@ -17,6 +17,7 @@ from genlab.errors import ConfigError
 from genlab.models.gan.encoder import GANEncoderConfig
 from genlab.models.gan.model import GANConfig
 from genlab.models.sr.model import SRConfig
+from genlab.models.translation import CycleGANConfig, Pix2PixConfig
 from genlab.models.vae import VAEConfig
 from genlab.reporting.pictures import MAX_PICTURE_IMAGES, sample_in_batches, write_samples
 
@@ -72,7 +73,8 @@ def _actions(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 def test_every_numeric_option_has_a_range_stated_in_its_help():
     # Options made from config dataclasses are checked by the dataclasses themselves.
-    generated = {f.name for cls in (VAEConfig, GANConfig, GANEncoderConfig, SRConfig, TrainConfig) for f in dataclasses.fields(cls)}
+    configs = (VAEConfig, GANConfig, GANEncoderConfig, SRConfig, Pix2PixConfig, CycleGANConfig, TrainConfig)
+    generated = {f.name for cls in configs for f in dataclasses.fields(cls)}
     checked = 0
     for path, action in _actions(build_parser()):
         if path[:1] == ("train",) and action.dest in generated:

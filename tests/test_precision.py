@@ -131,8 +131,7 @@ def test_losses_are_fp32_under_bf16_autocast_while_convolutions_run_in_bf16(kind
 
 
 def test_without_the_fp32_outputs_a_bf16_network_output_would_reach_the_loss():
-    model, data = _models()["vae"]
-    x, _ = _as_batch(data)
+    model, _ = _models()["vae"]
     with Precision("bf16", CPU).autocast():
         assert model.decoder_logits(torch.zeros(2, 2)).dtype == torch.bfloat16  # what fp32_outputs exists to undo
         with fp32_outputs(model, "bf16"):

@@ -12,11 +12,25 @@ import sys
 import warnings
 from collections.abc import Iterator
 
-from genlab.cli import compare, data, demo, edit, evaluate, inpaint, interpolate, judge, reconstruct, sample, train, upscale
+from genlab.cli import (
+    compare,
+    data,
+    demo,
+    edit,
+    evaluate,
+    inpaint,
+    interpolate,
+    judge,
+    reconstruct,
+    sample,
+    train,
+    translate,
+    upscale,
+)
 from genlab.cli.options import HelpFormatter, subparser
 from genlab.errors import GenlabError
 
-COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, evaluate, compare, judge, data, demo]
+COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, translate, evaluate, compare, judge, data, demo]
 
 EXAMPLES = """examples:
   genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
@@ -42,6 +56,10 @@ EXAMPLES = """examples:
   genlab compare runs/vae runs/gan --data fashion-mnist -o report/  # the VAE-vs-GAN table, measured
   genlab train sr --data fashion-mnist --scale 4 --out runs/sr     # super-resolution (SRResNet); --variant srgan
   genlab upscale runs/sr --image small.png -o big.png --tile 128    # any size; tiles bound the memory, same result
+  genlab train pix2pix --data fashion-mnist --task edges --out runs/p2p       # paired translation: edges → garment
+  genlab train cyclegan --domain-a fashion-mnist:sneaker --domain-b fashion-mnist:ankle-boot --out runs/cyc
+  genlab translate runs/p2p -o p2p.png                              # input | output | target, from the run's test data
+  genlab translate runs/cyc shoe.png --direction a2b -o boot.png    # your own images; b2a goes back
 """
 
 

@@ -1,5 +1,6 @@
-"""`genlab train vae|gan|encoder|sr`: the model and training options are built from the config dataclasses
-(VAEConfig, GANConfig, GANEncoderConfig, SRConfig, TrainConfig), so a new field is a new option.
+"""`genlab train vae|gan|encoder|sr|pix2pix|cyclegan`: the model and training options are built from the config
+dataclasses (VAEConfig, GANConfig, GANEncoderConfig, SRConfig, Pix2PixConfig, CycleGANConfig, TrainConfig), so a new
+field is a new option.
 
 With --resume, the training and data options left off the command line keep the run's saved values (its
 config.json), not the defaults: their defaults are wrapped in :class:`NotGiven` so ``run`` can tell them
@@ -18,14 +19,17 @@ from typing import Any
 import torch
 
 import genlab
-from genlab.cli.options import add_config_options, add_data_options, config_values, subparser
+from genlab.cli.options import IMAGE_SIZES, add_config_options, add_data_options, bounded_int, config_values, subparser
 from genlab.config import MAX_SEED, TrainConfig, check_size
 from genlab.data import Dataset
+from genlab.data.domains import load_domains
+from genlab.data.pairs import load_folder_pairs, load_side_by_side, make_pairs
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.io.checkpoints import STATE_FILE, read_run_config
 from genlab.models.gan.encoder import GANEncoderConfig, encoder_for
 from genlab.models.gan.model import GANConfig
 from genlab.models.sr.model import SRConfig
+from genlab.models.translation import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from genlab.models.vae import VAEConfig
 from genlab.training.loop import RESUMABLE, TrainingInterrupted
 
@@ -36,18 +40,24 @@ NOT_OPTIONS = {
     "num_classes": "--conditional and the data's classes",
     "gan": "the --gan run",
     "gan_run": "the --gan run",
+    "source_channels": "the data",
 }
 TRAIN_FLAGS = {"out_dir": ["-o", "--out"], "ema_decay": ["--ema", "--ema-decay"]}
 # GANs train with lr_g and lr_d: TrainConfig.lr would be an option that does nothing.
-TRAIN_SKIP = {"gan": ("lr",)}
+TRAIN_SKIP = {"gan": ("lr",), "pix2pix": ("lr",), "cyclegan": ("lr",)}
 # GAN, encoder and SR runs are measured and documented at batch 64 (DCGAN's recipe; see GANConfig and
-# SRConfig), the VAE at TrainConfig's 128.
-BATCH_SIZES = {"vae": 128, "gan": 64, "encoder": 64, "sr": 64}
+# SRConfig), the VAE at TrainConfig's 128. The translation papers train on 1 to 10 images a step; batches of
+# 64 (pix2pix) and 16 (CycleGAN: two generators and two Ds per step) keep a CPU busy at 28–64 px.
+BATCH_SIZES = {"vae": 128, "gan": 64, "encoder": 64, "sr": 64, "pix2pix": 64, "cyclegan": 16}
+# CycleGAN's schedule (Zhu et al. §4): the rate constant for the first half, then linearly to 0.
+TRAIN_DEFAULTS = {"cyclegan": {"lr_schedule": "linear", "lr_decay_start": 0.5}}
 KINDS = {
     "vae": (VAEConfig, "a convolutional variational autoencoder"),
     "gan": (GANConfig, "a DCGAN (images) or MLP GAN (2-D points), optionally class-conditional"),
     "encoder": (GANEncoderConfig, "a learned inverse (image → z) for a trained GAN's frozen generator"),
     "sr": (SRConfig, "super-resolution: SRResNet or SRGAN, trained on any image data (low-res made by box downsampling)"),
+    "pix2pix": (Pix2PixConfig, "paired image-to-image translation (U-Net + PatchGAN), on pairs made by --task or your own"),
+    "cyclegan": (CycleGANConfig, "unpaired image-to-image translation between two domains (--domain-a, --domain-b)"),
 }
 
 
@@ -65,14 +75,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         if kind == "encoder":
             parser.add_argument("--gan", required=True, metavar="RUN",
                                 help="the GAN run to invert (its weights are copied into the new run)")
-        add_data_options(parser)
+        if kind == "cyclegan":
+            add_domain_options(parser)
+        else:
+            add_data_options(parser)
+        if kind == "pix2pix":
+            data = next(group for group in parser._action_groups if group.title == "data")
+            data.add_argument("--inputs", default=None, metavar="DIR",
+                              help="--task folders: the folder of input images, matched by file name with the targets in --data")
         model = parser.add_argument_group("model")
         if kind == "gan":
             model.add_argument("--conditional", action="store_true",
                                help="condition on the dataset's labels (conditional BN in G, projection D)")
-        add_config_options(model, config_class, skip=NOT_OPTIONS)
+        add_config_options(model, config_class, skip=NOT_OPTIONS, required=("domain_a", "domain_b"))
         training = parser.add_argument_group("training")
-        defaults, helps = {"batch_size": BATCH_SIZES[kind]}, {}
+        defaults, helps = {"batch_size": BATCH_SIZES[kind], **TRAIN_DEFAULTS.get(kind, {})}, {}
         if kind == "sr":  # SR's rate depends on the variant: set in _build_sr when not given
             defaults["lr"] = None
             helps["lr"] = "G's Adam learning rate (default: 1e-3 for srresnet, 1e-4 for srgan)"
@@ -116,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         keep_saved_values(args, given)
     check_size("seed", args.seed, MAX_SEED, minimum=0)  # before torch.manual_seed sees it
-    dataset = genlab.load_dataset(args.data, split=args.split, image_size=args.image_size)
+    dataset = LOADERS.get(args.kind, _load_images)(args)
     torch.manual_seed(args.seed)  # weight initialisation
     model = BUILDERS[args.kind](args, dataset)  # may fill in a model-specific default (SR's lr)
     values = config_values(TrainConfig, args, NOT_OPTIONS)
@@ -214,4 +231,49 @@ def _build_encoder(args: argparse.Namespace, dataset: Dataset):
     return encoder_for(gan, gan_run=str(args.gan), **config_values(GANEncoderConfig, args, NOT_OPTIONS))
 
 
-BUILDERS = {"vae": _build_vae, "gan": _build_gan, "sr": _build_sr, "encoder": _build_encoder}
+def _build_pix2pix(args: argparse.Namespace, dataset: Dataset):
+    return Pix2Pix(Pix2PixConfig(image_shape=dataset.image_shape, source_channels=dataset.source_shape[0],
+                                 **config_values(Pix2PixConfig, args, NOT_OPTIONS)))
+
+
+def _build_cyclegan(args: argparse.Namespace, dataset: Dataset):
+    return CycleGAN(CycleGANConfig(image_shape=dataset.image_shape, source_channels=dataset.source_shape[0],
+                                   **config_values(CycleGANConfig, args, NOT_OPTIONS)))
+
+
+BUILDERS = {"vae": _build_vae, "gan": _build_gan, "sr": _build_sr, "encoder": _build_encoder, "pix2pix": _build_pix2pix,
+            "cyclegan": _build_cyclegan}
+
+
+# ----- training data: images, or (input, target) pairs for the translation models -----
+def add_domain_options(parser: argparse.ArgumentParser) -> None:
+    """CycleGAN's data: the two domains are model options (--domain-a, --domain-b, recorded in the run); these
+    say which split of a named dataset and what size."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--split", default="train", help="which split of a named dataset")
+    data.add_argument("--image-size", type=bounded_int(*IMAGE_SIZES), default=None, metavar="N", help="resize images to N×N")
+
+
+def _load_images(args: argparse.Namespace) -> Dataset:
+    return genlab.load_dataset(args.data, split=args.split, image_size=args.image_size)
+
+
+def _load_pairs(args: argparse.Namespace) -> Dataset:
+    """pix2pix's pairs: made by --task from --data, or read from side-by-side files or two folders."""
+    if args.inputs and args.task != "folders":
+        raise ConfigError(f"--inputs gives the input folder of --task folders; with --task {args.task} leave it out")
+    if args.task == "folders":
+        if not args.inputs:
+            raise ConfigError("--task folders needs --inputs DIR: the input images, matched by file name with the targets "
+                              "in --data DIR")
+        return load_folder_pairs(args.inputs, args.data, args.image_size, name=args.data)
+    if args.task == "side-by-side":
+        return load_side_by_side(args.data, args.image_size, direction=args.direction, name=args.data)
+    return make_pairs(_load_images(args), args.task)
+
+
+def _load_domains(args: argparse.Namespace) -> Dataset:
+    return load_domains(args.domain_a, args.domain_b, split=args.split, image_size=args.image_size, seed=args.seed)
+
+
+LOADERS = {"pix2pix": _load_pairs, "cyclegan": _load_domains}

@@ -228,13 +228,17 @@ def resize_images(dataset: Dataset, size: tuple[int, int] | None) -> Dataset:
                         "image_size cannot apply to it, expected image_size=None")
     if size is None or tuple(dataset.images.shape[2:]) == size:
         return dataset
-    images = dataset.images
+    sources = None if dataset.sources is None else _resized(dataset.sources, size)  # a paired set's inputs too
+    return Dataset(_resized(dataset.images, size), dataset.labels, dataset.classes, dataset.name, sources)
+
+
+def _resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     resized = torch.empty((len(images), images.shape[1], *size), dtype=torch.uint8)
     for start in range(0, len(images), 2048):  # chunks bound the float32 working memory
         batch = images[start : start + 2048].float()
         batch = F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False)
         resized[start : start + 2048] = batch.round_().clamp_(0, 255).to(torch.uint8)
-    return Dataset(resized, dataset.labels, dataset.classes, dataset.name)
+    return resized
 
 
 def _image_size_pair(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:

@@ -10,10 +10,11 @@ from genlab.models.gan.encoder import GANEncoder
 from genlab.models.gan.model import GAN, GANConfig
 from genlab.models.judge import Judge, JudgeConfig
 from genlab.models.sr.model import SR, SRConfig
+from genlab.models.translation import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 from genlab.models.vae import VAE, VAEConfig
 
 MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE, GAN.kind: GAN, Judge.kind: Judge, SR.kind: SR,
-                                                 GANEncoder.kind: GANEncoder}
+                                                 GANEncoder.kind: GANEncoder, Pix2Pix.kind: Pix2Pix, CycleGAN.kind: CycleGAN}
 
 
 def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> GenerativeModel:
@@ -24,5 +25,5 @@ def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> 
     return cls(config_from_dict(cls.config_class, config, where=where))
 
 
-__all__ = ["GAN", "MODEL_KINDS", "SR", "VAE", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig", "Phase", "SRConfig", "VAEConfig",
-           "build_model"]
+__all__ = ["GAN", "MODEL_KINDS", "SR", "VAE", "CycleGAN", "CycleGANConfig", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig",
+           "Phase", "Pix2Pix", "Pix2PixConfig", "SRConfig", "VAEConfig", "build_model"]

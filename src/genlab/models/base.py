@@ -23,7 +23,8 @@ from genlab.errors import ConfigError
 
 # A loss function takes a batch (images as float in [0, 1] on the model's device, and labels or
 # None) and returns named scalars. The loop backpropagates "loss"; every entry is logged as
-# "<phase>/<name>".
+# "<phase>/<name>". A model that ``takes_sources`` (image-to-image translation) trains on a paired
+# dataset and gets each batch's inputs (``Dataset.sources``, float in [0, 1]) as a third argument.
 LossFunction = Callable[[torch.Tensor, "torch.Tensor | None"], dict[str, torch.Tensor]]
 
 
@@ -100,6 +101,10 @@ class GenerativeModel(nn.Module):
     config_class: ClassVar[type]
     # Logged columns (e.g. "D/real_prob") the loop plots in monitor.png beside the 0.5 equilibrium line.
     monitor_columns: ClassVar[tuple[str, ...]] = ()
+    # True for a model that maps input images to target images: it trains on (source, image) pairs and its
+    # loss functions take the sources as a third argument; ``source_shape`` is then the inputs' (C, H, W).
+    takes_sources: ClassVar[bool] = False
+    source_shape: tuple[int, ...] | None = None
 
     @property
     def grid_columns(self) -> int | None:

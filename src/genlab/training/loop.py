@@ -154,7 +154,9 @@ def _train(model: GenerativeModel, dataset: Dataset, config: TrainConfig, resume
     if config.compile:
         compile_children(model)
     labels = None if dataset.labels is None else dataset.labels.to(device)
-    parts = StepParts(phases, optimizers, sampler, dataset.images.to(device), labels, precision, memory_format, run.running, dist)
+    sources = None if dataset.sources is None else dataset.sources.to(device)  # a paired set's inputs (translation)
+    parts = StepParts(phases, optimizers, sampler, dataset.images.to(device), labels, precision, memory_format, run.running, dist,
+                      sources)
     callbacks = CallbackList([*built_in_callbacks(config, dist), *callbacks])
     callbacks.on_train_start(run)
     stop, terminated = _StopRequest(), False
@@ -223,6 +225,7 @@ class StepParts:
     memory_format: torch.memory_format = torch.preserve_format
     running: RunningMeans = field(default_factory=RunningMeans)
     dist: Distributed = SINGLE
+    sources: torch.Tensor | None = None  # a paired dataset's inputs (uint8), drawn with the images' index
     parameters: dict[str, list[torch.Tensor]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -235,7 +238,7 @@ def run_step(parts: StepParts, step: int) -> None:
     a batch (or reuses the last), computes its loss under autocast, backpropagates, averages the gradients
     over the ranks and steps its optimizer. Losses and gradient norms are summed on the device (no host sync)."""
     sampler, precision, memory_format, labels = parts.sampler, parts.precision, parts.memory_format, parts.labels
-    batch: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    batch: tuple[torch.Tensor | None, ...] | None = None
     for phase in parts.phases:
         if step % phase.every:
             continue
@@ -243,10 +246,9 @@ def run_step(parts: StepParts, step: int) -> None:
         for _ in range(phase.repeats):
             if phase.new_batch or batch is None:
                 index = sampler.next()
-                x = Dataset.to_float(parts.images[index])
-                if x.dim() == 4 and memory_format is torch.channels_last:
-                    x = x.contiguous(memory_format=memory_format)
-                batch = (x, None if labels is None else labels[index])
+                batch = (_float_batch(parts.images[index], memory_format), None if labels is None else labels[index])
+                if parts.sources is not None:  # a model that takes sources gets them as its loss's third argument
+                    batch = (*batch, _float_batch(parts.sources[index], memory_format))
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast():
                 losses = phase.loss(*batch)
@@ -366,6 +368,19 @@ def _check_shapes(model: GenerativeModel, dataset: Dataset) -> None:
             f"dataset {dataset.name!r} has items of shape {dataset.image_shape} but the model expects "
             f"{tuple(model.image_shape)}; build the model with image_shape={dataset.image_shape} or resize the data"
         )
+    if model.takes_sources != (dataset.sources is not None):  # pairs for translation models, images for the rest
+        held, wanted = ("images alone", "(input, target) pairs") if model.takes_sources else ("pairs", "images alone")
+        raise ConfigError(f"dataset {dataset.name!r} holds {held} but a {model.kind} model trains on {wanted}; image-to-image "
+                          "models (pix2pix, cyclegan) take pairs from genlab.data.pairs or genlab.data.domains")
+    if model.takes_sources and tuple(dataset.source_shape) != tuple(model.source_shape):
+        raise ConfigError(f"dataset {dataset.name!r} has inputs of shape {dataset.source_shape} but the model expects "
+                          f"{tuple(model.source_shape)}; build the model with source_channels={dataset.source_shape[0]}")
+
+
+def _float_batch(images: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """A batch as models take it (``Dataset.to_float``), in the loop's memory format."""
+    x = Dataset.to_float(images)
+    return x.contiguous(memory_format=memory_format) if x.dim() == 4 and memory_format is torch.channels_last else x
 
 
 def _checked_phases(model: GenerativeModel, optimizers: dict[str, torch.optim.Optimizer]) -> list[Phase]:
