@@ -58,12 +58,13 @@ def machine_info() -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, torch and its threads, python, date."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == (platform.processor() or platform.machine()):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            if line.startswith("flags") and not flags:
+                flags = line.split(":", 1)[1].split()
     except OSError:
         pass
     try:
@@ -76,6 +77,10 @@ def machine_info() -> dict[str, Any]:
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        # What decides the speed of bf16 and of the vector kernels: torch's kernel level and the CPU's
+        # vector/matrix flags (all of avx*, amx*, fma, f16c, sse4*; the full list is machine noise).
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4"))),
         "cuda": torch.cuda.is_available(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
@@ -153,8 +158,12 @@ def load_sentence(machine: dict[str, Any]) -> str:
 
 
 def markdown_footer(machine: dict[str, Any], command: str) -> str:
+    kernels = ""
+    if machine.get("cpu_capability"):
+        units = [f for f in machine.get("cpu_flags", []) if f in ("avx512_bf16", "amx_bf16", "amx_tile")]
+        kernels = f"torch CPU capability {machine['cpu_capability']}, bf16 units: {', '.join(units) or 'none'}; "
     return (
-        f"\n\nMeasured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, "
+        f"\n\nMeasured {machine['date']} on {machine['cpu']} ({machine['cores']} cores, {kernels}"
         f"torch {machine['torch']} with {machine['torch_threads']} threads, Python {machine['python']}).  \n"
         f"Command (from the repository root): `{command}`\n"
     )

@@ -120,6 +120,42 @@ def test_projection_discriminator_logit_depends_on_the_label():
     assert not torch.allclose(first, second)
 
 
+@pytest.mark.parametrize("image_shape", [(1, 28, 28), (3, 32, 32), (2,)])
+def test_label_inputs_reach_g_and_d_from_the_first_step(image_shape):
+    """With label_inputs the label changes G's output and D's features at initialisation, before conditional
+    BN's class gains (which start at 0) or the projection have learnt anything; without, G ignores it."""
+    shape = image_shape if len(image_shape) == 3 else (image_shape[0],)
+    with_inputs, without = tiny(image_shape=shape, num_classes=3), tiny(image_shape=shape, num_classes=3, label_inputs=False)
+    z = torch.randn(4, with_inputs.config.latent_dim)
+    zeros, twos = torch.zeros(4, dtype=torch.long), torch.full((4,), 2)
+    for model, moves in ((with_inputs, True), (without, False)):
+        model.eval()
+        assert (not torch.allclose(model.generator(z, zeros), model.generator(z, twos))) is moves
+    x = torch.rand(4, *shape) * 2 - 1
+    features = with_inputs.discriminator.features
+    plain = GANConfig(image_shape=shape, num_classes=3, label_inputs=False, **TINY)
+    first = next(m for m in features.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear))
+    width_in = first.in_features if isinstance(first, torch.nn.Linear) else first.in_channels
+    assert width_in == shape[0] + 3  # the one-hot label sits beside the image (or point) it judges
+    assert GAN(plain).discriminator(x, zeros).shape == with_inputs.discriminator(x, zeros).shape == (4,)
+
+
+@pytest.mark.parametrize("overrides", [dict(num_classes=10), dict(num_classes=10, label_inputs=False), dict(),
+                                       dict(image_shape=(3, 64, 64), num_classes=5), dict(image_shape=(2,), num_classes=4)])
+def test_the_weight_estimate_counts_the_label_inputs(overrides):
+    """The config's size check (before any tensor exists) follows the real networks within their biases
+    and batch-norm parameters."""
+    config = GANConfig(**overrides)
+    model = GAN(config)
+    actual = sum(p.numel() for p in model.parameters())
+    assert 0.97 * actual <= config._weight_count() <= actual
+
+
+def test_lr_d_defaults_by_conditioning():
+    assert GANConfig(num_classes=10).lr_d == 4e-4 and GANConfig().lr_d == 1e-4
+    assert GANConfig(num_classes=10, lr_d=2e-4).lr_d == 2e-4
+
+
 def test_a_conditional_gan_needs_labelled_data():
     with pytest.raises(ConfigError, match="labelled dataset"):
         tiny(num_classes=2).discriminator_loss(torch.rand(4, 1, 28, 28), None)

@@ -50,9 +50,16 @@ TRAIN_SKIP = {"gan": ("lr",), "pix2pix": ("lr",), "cyclegan": ("lr",)}
 # 64 (pix2pix) and 16 (CycleGAN: two generators and two Ds per step) keep a CPU busy at 28–64 px.
 BATCH_SIZES = {"vae": 128, "gan": 64, "encoder": 64, "sr": 64, "pix2pix": 64, "cyclegan": 16}
 # CycleGAN's schedule (Zhu et al. §4): the rate constant for the first half, then linearly to 0.
-TRAIN_DEFAULTS = {"cyclegan": {"lr_schedule": "linear", "lr_decay_start": 0.5}}
+# GANs sample from an exponential moving average of their weights (Yazıcı et al. 2019, "The Unusual
+# Effectiveness of Averaging in GAN Training"); 0.99 (a ~100-step horizon) pays from the first few hundred
+# steps: conditional GAN on fashion-mnist-mini, judge label accuracy after ~950 steps 0.84 with it, 0.81 without.
+TRAIN_DEFAULTS = {"cyclegan": {"lr_schedule": "linear", "lr_decay_start": 0.5}, "gan": {"ema_decay": 0.99}}
+CONDITIONAL_HELP = {
+    "vae": "condition on the dataset's labels: a conditional VAE (one-hot label into the encoder and the decoder)",
+    "gan": "condition on the dataset's labels (labels into G and D, conditional BN in G, projection D)",
+}
 KINDS = {
-    "vae": (VAEConfig, "a convolutional variational autoencoder"),
+    "vae": (VAEConfig, "a convolutional variational autoencoder, optionally class-conditional"),
     "gan": (GANConfig, "a DCGAN (images) or MLP GAN (2-D points), optionally class-conditional"),
     "encoder": (GANEncoderConfig, "a learned inverse (image → z) for a trained GAN's frozen generator"),
     "sr": (SRConfig, "super-resolution: SRResNet or SRGAN, trained on any image data (low-res made by box downsampling)"),
@@ -84,9 +91,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             data.add_argument("--inputs", default=None, metavar="DIR",
                               help="--task folders: the folder of input images, matched by file name with the targets in --data")
         model = parser.add_argument_group("model")
-        if kind == "gan":
-            model.add_argument("--conditional", action="store_true",
-                               help="condition on the dataset's labels (conditional BN in G, projection D)")
+        if kind in CONDITIONAL_HELP:
+            model.add_argument("--conditional", action="store_true", help=CONDITIONAL_HELP[kind])
         add_config_options(model, config_class, skip=NOT_OPTIONS, required=("domain_a", "domain_b"))
         training = parser.add_argument_group("training")
         defaults, helps = {"batch_size": BATCH_SIZES[kind], **TRAIN_DEFAULTS.get(kind, {})}, {}
@@ -204,14 +210,22 @@ def written_files(run_dir: str | os.PathLike) -> list[str]:
     return [name + "/" if present[name].is_dir() else name for name in order]
 
 
+def _num_classes(args: argparse.Namespace, dataset: Dataset) -> int:
+    """--conditional: the dataset's classes (a DataError for unlabelled data); else 0."""
+    if not args.conditional:
+        return 0
+    if dataset.labels is None:
+        raise DataError(f"--conditional needs a labelled dataset; {dataset.name!r} has no labels")
+    return max(dataset.num_classes, int(dataset.labels.max()) + 1) if len(dataset) else dataset.num_classes
+
+
 def _build_vae(args: argparse.Namespace, dataset: Dataset):
-    return genlab.VAE(VAEConfig(image_shape=dataset.image_shape, **config_values(VAEConfig, args, NOT_OPTIONS)))
+    return genlab.VAE(VAEConfig(image_shape=dataset.image_shape, num_classes=_num_classes(args, dataset),
+                                **config_values(VAEConfig, args, NOT_OPTIONS)))
 
 
 def _build_gan(args: argparse.Namespace, dataset: Dataset):
-    if args.conditional and dataset.labels is None:
-        raise DataError(f"--conditional needs a labelled dataset; {dataset.name!r} has no labels")
-    return genlab.GAN(GANConfig(image_shape=dataset.image_shape, num_classes=dataset.num_classes if args.conditional else 0,
+    return genlab.GAN(GANConfig(image_shape=dataset.image_shape, num_classes=_num_classes(args, dataset),
                                 **config_values(GANConfig, args, NOT_OPTIONS)))
 
 

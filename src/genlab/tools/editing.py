@@ -173,10 +173,7 @@ def first_layer_features(model: Any, z: torch.Tensor) -> torch.Tensor:
     batch norm + ReLU; a VAE decoder's first fully connected layers), the layer GANSpace takes PCA in."""
     model, _ = _unwrap(model, None)
     if getattr(model, "kind", None) == "gan":
-        generator = model.generator
-        h = z[:, :, None, None] if generator.images else z
-        labels = model.resolve_labels(z.shape[0], None)
-        return torch.relu(generator.norms[0](generator.layers[0](h), labels)).flatten(1)
+        return model.generator.first_block(z, model.resolve_labels(z.shape[0], None)).flatten(1)
     if hasattr(model, "from_latent"):
         return model.from_latent[:2](z).flatten(1)  # Linear → ReLU
     raise ConfigError(f"principal directions need a GAN or VAE; got a {getattr(model, 'kind', type(model).__name__)} model")
