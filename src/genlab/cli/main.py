@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Iterator
 
 from genlab.cli import (
+    augment,
     compare,
     data,
     demo,
@@ -30,7 +31,8 @@ from genlab.cli import (
 from genlab.cli.options import HelpFormatter, subparser
 from genlab.errors import GenlabError
 
-COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, translate, evaluate, compare, judge, data, demo]
+COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, translate, augment, evaluate, compare, judge, data,
+            demo]
 
 EXAMPLES = """examples:
   genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
@@ -60,6 +62,7 @@ EXAMPLES = """examples:
   genlab train cyclegan --domain-a fashion-mnist:sneaker --domain-b fashion-mnist:ankle-boot --out runs/cyc
   genlab translate runs/p2p -o p2p.png                              # input | output | target, from the run's test data
   genlab translate runs/cyc shoe.png --direction a2b -o boot.png    # your own images; b2a goes back
+  genlab augment runs/cgan --n-per-class 100 -o synth.npz          # a labelled synthetic dataset (conditional runs)
 """
 
 

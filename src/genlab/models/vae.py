@@ -2,11 +2,17 @@
 
 encoder → q(z|x) = N(μ, σ²) → z = μ + σ·ε → decoder → p(x|z). Trained by maximising the evidence
 lower bound (ELBO); sampled by decoding z ~ N(0, I); scored by the importance-weighted bound (IWAE).
+
+With ``num_classes`` K > 0 it is a conditional VAE (Sohn et al. 2015, "Learning Structured Output
+Representation using Deep Conditional Generative Models"): the one-hot label y joins the encoder's
+features, q(z|x, y), and the code, p(x|z, y); the prior stays N(0, I) for every class. Every method then
+takes ``labels`` (one class per image); K = 0 builds exactly the unconditional network.
 """
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.config import (
+    MAX_CLASSES,
     MAX_LATENT_DIM,
     MAX_WIDTH,
     TrainConfig,
@@ -100,6 +107,8 @@ class VAEConfig:
     gaussian_sigma: float = documented(0.1, "decoder σ of the gaussian likelihood (the initial value if learned)")
     learn_sigma: bool = documented(False, "learn one shared decoder σ (Rybkin et al. 2021, σ-VAE)")
     beta: float = documented(1.0, "weight of the KL term (β-VAE, Higgins et al. 2017, Eq. 4)")
+    num_classes: int = documented(0, "> 0: a class-conditional VAE (CVAE, Sohn et al. 2015): the one-hot label "
+                                     "enters the encoder and the decoder")
 
     def __post_init__(self) -> None:
         self.image_shape = check_image_shape("image_shape", self.image_shape)  # type: ignore[assignment]
@@ -108,6 +117,7 @@ class VAEConfig:
         check_size("hidden_dim", self.hidden_dim, MAX_WIDTH)
         check_positive("gaussian_sigma", self.gaussian_sigma)
         check_positive("beta", self.beta, allow_zero=True)
+        check_size("num_classes", self.num_classes, MAX_CLASSES, minimum=0)
         check_choice("likelihood", self.likelihood, Likelihood)
         smallest = 2 ** len(self.channels)
         if min(self.image_shape[1:]) < smallest:
@@ -123,7 +133,8 @@ class VAEConfig:
         widths = (channels, *self.channels)
         convs = 2 * sum(a * b * 16 for a, b in itertools.pairwise(widths))  # encoder and its mirror decoder
         features = self.channels[-1] * (height >> len(self.channels)) * (width >> len(self.channels))
-        return convs + 2 * features * self.hidden_dim + 3 * self.hidden_dim * self.latent_dim
+        labels = 2 * self.num_classes * self.hidden_dim  # the one-hot label into each of the two first layers
+        return convs + 2 * features * self.hidden_dim + 3 * self.hidden_dim * self.latent_dim + labels
 
 
 class VAE(GenerativeModel):
@@ -137,12 +148,13 @@ class VAE(GenerativeModel):
         self.encoder = ConvEncoder(channels, height, width, config.channels)
         feature_shape = self.encoder.feature_shape
         features = math.prod(feature_shape)
+        k = config.num_classes  # 0: the unconditional network, layer for layer
         self.to_posterior = nn.Sequential(
-            nn.Flatten(), nn.Linear(features, config.hidden_dim), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Linear(features + k, config.hidden_dim), nn.ReLU(inplace=True),
             nn.Linear(config.hidden_dim, 2 * config.latent_dim),
         )
         self.from_latent = nn.Sequential(
-            nn.Linear(config.latent_dim, config.hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(config.latent_dim + k, config.hidden_dim), nn.ReLU(inplace=True),
             nn.Linear(config.hidden_dim, features), nn.ReLU(inplace=True), nn.Unflatten(1, feature_shape),
         )
         self.decoder = ConvDecoder(channels, height, width, config.channels)
@@ -153,38 +165,84 @@ class VAE(GenerativeModel):
             else:
                 self.register_buffer("log_sigma", log_sigma)
 
+    @property
+    def grid_columns(self) -> int | None:
+        """A conditional VAE's default labels cycle 0..K−1, so a K-wide grid has one class per column."""
+        return self.config.num_classes or None
+
+    # ----- labels (conditional VAEs) -----
+    def resolve_labels(self, n: int, labels: Labels | None, *, cycle: bool = False) -> torch.Tensor | None:
+        """``labels`` as int64 on the model's device, checked; None for an unconditional VAE (which refuses labels).
+        A conditional VAE given none cycles 0..K−1 with ``cycle`` (sampling), else it is a ConfigError."""
+        k = self.config.num_classes
+        if not k:
+            self.refuse_labels(labels)
+            return None
+        if labels is None:
+            if cycle:
+                return torch.arange(n, device=self.device) % k
+            raise ConfigError(f"this VAE is class-conditional (num_classes={k}): pass labels, one class index per image")
+        if isinstance(labels, int) or (torch.is_tensor(labels) and labels.dim() == 0):
+            raise ConfigError(f"labels must be a list or tensor of {n} class indices, got the single value {labels!r}")
+        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+        if labels.numel() != n:
+            raise ConfigError(f"labels must hold one class per image ({n}), got {labels.numel()}")
+        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < k:
+            raise ConfigError(f"labels must be in 0..{k - 1} (num_classes={k}), got {labels.min().item()}..{labels.max().item()}")
+        return labels.to(self.device)
+
+    def _with_labels(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """``h`` (N×D) with the one-hot labels appended (N×(D+K)); ``h`` itself when unconditional."""
+        if labels is None:
+            return h
+        return torch.cat([h, F.one_hot(labels, self.config.num_classes).to(h.dtype)], dim=1)
+
     # ----- the model -----
     @inference
-    def posterior(self, x: torch.Tensor) -> DiagonalGaussian:
-        """q(z|x) for images ``x`` in [0, 1]."""
-        mu, log_var = self.to_posterior(self.encoder(x)).chunk(2, dim=1)
+    def posterior(self, x: torch.Tensor, labels: Labels | None = None) -> DiagonalGaussian:
+        """q(z|x) (q(z|x, y) for a conditional VAE) for images ``x`` in [0, 1]."""
+        return self._posterior(x, self.resolve_labels(x.shape[0], labels))
+
+    def _posterior(self, x: torch.Tensor, labels: torch.Tensor | None) -> DiagonalGaussian:
+        """``posterior`` with labels already resolved (no checks: the training step makes no host sync)."""
+        features = self.encoder(x)
+        if labels is not None:  # flattened here, with the label beside it; to_posterior's Flatten then leaves it as it is
+            features = self._with_labels(features.flatten(1), labels)
+        # Called whole, so the hooks the loop's precision puts on each child module see its output.
+        mu, log_var = self.to_posterior(features).chunk(2, dim=1)
         # Clamped so exp() cannot overflow or vanish early in training.
         return DiagonalGaussian(mu, torch.exp(0.5 * log_var.clamp(-30.0, 20.0)))
 
     @inference
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The posterior mean μ(x): the usual deterministic code of an image."""
-        return self.posterior(x).mean
+    def encode(self, x: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
+        """The posterior mean μ(x) (μ(x, y) when conditional): the usual deterministic code of an image."""
+        return self.posterior(x, labels).mean
 
-    def decoder_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.from_latent(z))
+    def decoder_logits(self, z: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
+        return self._logits(z, self.resolve_labels(z.shape[0], labels))
+
+    def _logits(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """``decoder_logits`` with labels already resolved."""
+        return self.decoder(self.from_latent(self._with_labels(z, labels)))
 
     @inference
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The mean of p(x|z): an image in [0, 1]."""
-        return torch.sigmoid(self.decoder_logits(z))
+    def decode(self, z: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
+        """The mean of p(x|z) (p(x|z, y) when conditional): an image in [0, 1]."""
+        return torch.sigmoid(self.decoder_logits(z, labels))
 
     @inference
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+    def reconstruct(self, x: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, labels), labels)
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
                truncation: float | None = None) -> torch.Tensor:
-        """Decode z ~ N(0, I) (the prior; truncated to [−τ, τ] with ``truncation`` τ) into ``n`` images."""
-        self.refuse_labels(labels)
+        """Decode z ~ N(0, I) (the prior; truncated to [−τ, τ] with ``truncation`` τ) into ``n`` images.
+
+        ``labels``: the class of each image (conditional VAEs only; default 0, 1, …, K−1, 0, …)."""
+        labels = self.resolve_labels(n, labels, cycle=True)
         z = truncated_normal((n, self.config.latent_dim), truncation, self.noise_generator(seed)).to(self.device)
-        return self.decode(z)
+        return self.decode(z, labels)
 
     # ----- the objective -----
     def reconstruction_nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -203,30 +261,50 @@ class VAE(GenerativeModel):
 
         Kingma & Welling 2014, Eq. 10 (one reparameterized sample, KL in closed form); β-VAE:
         Higgins et al. 2017, Eq. 4. ``elbo`` is always the β = 1 bound, comparable across runs.
+        A conditional VAE bounds log p(x|y) instead (Sohn et al. 2015, Eq. 4, with their input as our
+        label y and their output as our image x): E_q(z|x,y)[−log p(x|z, y)] + β·KL(q(z|x, y) ‖ p(z|y)),
+        where the prior p(z|y) is N(0, I) for every class (the relaxation Sohn et al. §4 allow, as in
+        Kingma et al. 2014's M2, Eq. 6). An unconditional VAE ignores the batch's labels.
         """
+        if self.config.num_classes and labels is None:
+            raise ConfigError(f"num_classes={self.config.num_classes} needs a labelled dataset; train with labels or set "
+                              "num_classes=0")
+        labels = labels if self.config.num_classes else None
         if self.config.binarize and self.training:
             x = torch.bernoulli(x)  # dynamic binarization: a fresh binary image each time it is seen
-        posterior = self.posterior(x)
-        recon = self.reconstruction_nll(self.decoder_logits(posterior.sample()), x).mean()
+        posterior = self._posterior(x, labels)
+        recon = self.reconstruction_nll(self._logits(posterior.sample(), labels), x).mean()
         kl = posterior.kl().mean()
         return {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl, "elbo": -(recon + kl)}
 
+    def _marginal(self, bound: Callable[[torch.Tensor], torch.Tensor], batch: int) -> torch.Tensor:
+        """log p(x) ≥ log Σ_y p(y) exp(B(x|y)), p(y) = 1/K, for a per-class bound B(x|y) ≤ log p(x|y): the sum is at
+        most Σ_y p(y) p(x|y) = p(x) (the sum rule, as in Kingma et al. 2014's M2 for unlabelled data, Eq. 7)."""
+        k = self.config.num_classes
+        per_class = [bound(torch.full((batch,), y, dtype=torch.int64, device=self.device)) for y in range(k)]
+        return torch.logsumexp(torch.stack(per_class), dim=0) - math.log(k)
+
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, num_samples: int = 1, *, seed: int | None = None,
-                       max_batch: int = 4096) -> torch.Tensor:
+                       max_batch: int = 4096, labels: Labels | None = None) -> torch.Tensor:
         """Importance-weighted lower bound on log p(x) per image, in nats (Burda et al. 2016, Eq. 8):
 
             L_k = E[log (1/k) Σ_i p(x, z_i) / q(z_i|x)],  z_i ~ q(z|x).
 
         k = 1 is the (single-sample) ELBO; L_k ≤ L_{k+1} ≤ log p(x) (Burda et al. Theorem 1), so
         −L_k is an upper bound on the negative log-likelihood. Decodes at most ``max_batch``
-        images at once.
+        images at once. A conditional VAE bounds log p(x|y) given ``labels``; without them, log p(x)
+        with a uniform p(y) over the K classes (see ``_marginal``; K times the work).
         """
         if num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+        if self.config.num_classes and labels is None:
+            return self._marginal(lambda y: self.log_likelihood(x, num_samples, seed=seed, max_batch=max_batch, labels=y),
+                                  x.shape[0])
         generator = self.noise_generator(seed)
         batch = x.shape[0]
-        posterior = self.posterior(x)
+        labels = self.resolve_labels(batch, labels)
+        posterior = self._posterior(x, labels)
         chunk = max(1, min(num_samples, max_batch // max(batch, 1)))
         log_weights = []
         for start in range(0, num_samples, chunk):
@@ -235,7 +313,7 @@ class VAE(GenerativeModel):
             sigma = posterior.stddev.unsqueeze(1).expand(-1, m, -1)
             eps = torch.randn(mu.shape, generator=generator).to(mu) if generator else torch.randn_like(mu)
             z = reparameterize(mu, sigma, eps)  # batch × m × latent
-            logits = self.decoder_logits(z.reshape(batch * m, -1))
+            logits = self._logits(z.reshape(batch * m, -1), None if labels is None else labels.repeat_interleave(m))
             targets = x.unsqueeze(1).expand(-1, m, *x.shape[1:]).reshape(batch * m, *x.shape[1:])
             log_px_given_z = -self.reconstruction_nll(logits, targets).view(batch, m)
             log_q = DiagonalGaussian(mu, sigma).log_prob(z)
@@ -243,10 +321,14 @@ class VAE(GenerativeModel):
         return torch.logsumexp(torch.cat(log_weights, dim=1), dim=1) - math.log(num_samples)
 
     @torch.no_grad()
-    def elbo(self, x: torch.Tensor) -> torch.Tensor:
-        """The ELBO per image in nats, with the KL term in closed form (lower variance than L_1)."""
-        posterior = self.posterior(x)
-        return -(self.reconstruction_nll(self.decoder_logits(posterior.sample()), x) + posterior.kl())
+    def elbo(self, x: torch.Tensor, labels: Labels | None = None) -> torch.Tensor:
+        """The ELBO per image in nats, with the KL term in closed form (lower variance than L_1).
+        A conditional VAE without ``labels``: the bound on log p(x) with a uniform p(y) (see ``_marginal``)."""
+        if self.config.num_classes and labels is None:
+            return self._marginal(lambda y: self.elbo(x, y), x.shape[0])
+        labels = self.resolve_labels(x.shape[0], labels)
+        posterior = self._posterior(x, labels)
+        return -(self.reconstruction_nll(self._logits(posterior.sample(), labels), x) + posterior.kl())
 
     # ----- what the training loop needs -----
     def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
