@@ -188,7 +188,8 @@ def test_demo_end_to_end_on_a_short_schedule(tmp_path, capsys, monkeypatch):
         monkeypatch.setattr(judge, "load_judge", lambda spec=None: judge.Judge(judge.JudgeConfig(channels=(8, 16))).eval())
     assert main(["demo", "--out", str(tmp_path / "demo"), "--epochs", "1", "--gan-epochs", "1"]) == 0
     out = capsys.readouterr().out
-    for name in ("samples.png", "reconstructions.png", "morph.png", "morph.gif", "vae_loss.png", "gan_monitor.png", "summary.json",
+    for name in ("samples.png", "reconstructions.png", "morph.png", "morph.gif", "translation.png", "vae_loss.png", "gan_monitor.png",
+                 "summary.json",
                  "report/report.html", "report/report.md", "report/results.json"):
         assert (tmp_path / "demo" / name).is_file(), name
         assert name in out

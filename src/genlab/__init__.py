@@ -13,7 +13,7 @@ from genlab.data import Dataset, list_datasets, load_dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError, OutputError
 from genlab.evaluation import evaluate, evaluate_images
 from genlab.evaluation.judges import train_judge
-from genlab.models import GAN, SR, VAE, GANConfig, SRConfig, VAEConfig
+from genlab.models import GAN, SR, VAE, CycleGAN, CycleGANConfig, GANConfig, Pix2Pix, Pix2PixConfig, SRConfig, VAEConfig
 from genlab.models.judge import load_judge
 from genlab.models.vae import reparameterize
 from genlab.reporting.comparison import compare
@@ -28,11 +28,15 @@ __all__ = [
     "Callback",
     "CheckpointError",
     "ConfigError",
+    "CycleGAN",
+    "CycleGANConfig",
     "DataError",
     "Dataset",
     "GANConfig",
     "GenlabError",
     "OutputError",
+    "Pix2Pix",
+    "Pix2PixConfig",
     "SRConfig",
     "TrainConfig",
     "VAEConfig",
