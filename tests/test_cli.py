@@ -482,3 +482,10 @@ def test_generated_options_keep_the_old_names_types_and_defaults(capsys):
         with pytest.raises(SystemExit):
             parse(argv)
         assert message in capsys.readouterr().err
+
+
+def test_a_gan_keeps_an_ema_by_default_and_ema_none_turns_it_off(tmp_path):
+    for name, extra, expected in (("default", [], 0.99), ("off", ["--ema", "none"], None), ("set", ["--ema", "0.9"], 0.9)):
+        out = tmp_path / name
+        assert main(["train", "gan", "--data", "fashion-mnist-mini", "--dry-run", "--no-progress", "-o", str(out), *extra]) == 0
+        assert json.loads((out / "config.json").read_text())["train"]["ema_decay"] == expected

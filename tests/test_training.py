@@ -347,6 +347,13 @@ def test_mode_collapse_alarm_and_monitor_plot(tmp_path, blobs, capsys):
     rows = [r for r in read_rows(tmp_path / "run" / "metrics.csv") if r.get("monitor/diversity")]
     assert rows and float(rows[-1]["monitor/diversity"]) == 0.0
     assert (tmp_path / "run" / "monitor.png").is_file()
+    # Behind a young EMA (fewer than 3 / (1 − decay) steps) the samples are mostly the initial weights': the
+    # ratio is still logged, the warning waits. An epoch here is 4 steps (TwoPlayer's D draws 3 batches of 8 a step).
+    train(Collapsed(), blobs, config(tmp_path, "young", epochs=2, batch_size=8, ema_decay=0.9))  # 30 steps to warm
+    assert "possible mode collapse" not in capsys.readouterr().err
+    assert [r for r in read_rows(tmp_path / "young" / "metrics.csv") if r.get("monitor/diversity")]
+    train(Collapsed(), blobs, config(tmp_path, "warm", epochs=2, batch_size=8, ema_decay=0.5))  # 6 steps to warm
+    assert capsys.readouterr().err.count("possible mode collapse") == 1  # epoch 2 (step 8), not epoch 1 (step 4)
 
 
 def test_an_ema_longer_than_the_run_is_warned_about(tmp_path, blobs, capsys):

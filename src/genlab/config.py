@@ -153,7 +153,7 @@ class TrainConfig:
     compile: bool = documented(False, "torch.compile each sub-network (on a 2-core CPU: 12–27 s to compile, then no faster "
                                       "than channels-last eager; see the README)")
     ema_decay: float | None = documented(None, "keep an exponential moving average of the weights with this decay "
-                                               "(e.g. 0.999), used for sampling and saving")
+                                               "(e.g. 0.999), used for sampling and saving; none: off")
     lr_schedule: LRSchedule = documented("constant", "linear/cosine: anneal every optimizer's rate to 0 by the end of the run")
     lr_decay_start: float = documented(0.0, "fraction of the run after which the annealing begins (0: from the start)")
     log_every: int = documented(50, "steps between metric rows (and the only host syncs of the loop)")

@@ -119,13 +119,28 @@ def comma_separated(item: type, count: int | None = None, example: str = "32,64"
     return parse
 
 
+def _or_none(parse: Any) -> Any:
+    """An argparse type that reads "none" as None and anything else with ``parse``."""
+
+    def wrapped(text: str) -> Any:
+        return None if text.strip().lower() == "none" else parse(text)
+
+    wrapped.__name__ = getattr(parse, "__name__", "value")
+    if hasattr(parse, "range_text"):
+        wrapped.range_text = parse.range_text  # type: ignore[attr-defined]
+    return wrapped
+
+
 def _argument(annotation: Any, default: Any, name: str) -> dict[str, Any]:
     """argparse keywords for a field of type ``annotation``: type, choices, action, metavar."""
     if get_origin(annotation) in (typing.Union, types.UnionType):  # X | None: an option that may stay unset
         inner = [arg for arg in get_args(annotation) if arg is not type(None)]
         if len(inner) != 1:
             raise TypeError(f"{name}: no command-line option for the type {annotation}")
-        annotation = inner[0]
+        keywords = _argument(inner[0], default, name)
+        if inner[0] in SIMPLE_METAVARS:  # "none" unsets it where a command's default sets it (e.g. --ema none)
+            keywords["type"] = _or_none(keywords["type"])
+        return keywords
     if annotation is bool:  # --x turns on a default-off switch; --no-x turns off a default-on one
         return {"action": argparse.BooleanOptionalAction if default else "store_true"}
     if get_origin(annotation) is Literal:
