@@ -23,7 +23,7 @@ LINK = re.compile(r"(?P<open>!?\[[^\]]*\]\()(?P<target>[^)\s]+)")
 def _rewrite(target: str) -> str:
     if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith(("#", "/")):
         return target  # a URL, an anchor on the page, or an absolute path: the same from both places
-    return "docs/" + target
+    return target[3:] if target.startswith("../") else "docs/" + target  # docs/../x is x
 
 
 def render(text: str) -> str:
