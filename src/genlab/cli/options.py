@@ -229,7 +229,7 @@ def add_inversion_options(parser: argparse.ArgumentParser) -> None:
 def add_labels_option(parser: Any, what: str) -> None:
     """--labels, the same for every command that takes classes: names or indices, parsed by ``parse_labels``."""
     parser.add_argument("--labels", default=None, metavar="C,C",
-                        help="classes of a class-conditional GAN, by index or by the run's class names (e.g. 7 or "
+                        help="classes of a class-conditional GAN or VAE, by index or by the run's class names (e.g. 7 or "
                              f"Sneaker,'Ankle boot'); {what}")
 
 
