@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from genlab.cli import (
 )
 from genlab.cli.options import HelpFormatter, subparser
 from genlab.errors import GenlabError
+from genlab.training.distributed import group_is_broken
 
 COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, translate, augment, evaluate, compare, judge, data,
             demo]
@@ -96,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             return args.handler(args)
     except GenlabError as error:
         print(f"genlab: error: {error}", file=sys.stderr)
+        if group_is_broken():  # a torchrun peer died: leave now, before the broken group's C++ teardown can abort
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt as interrupt:
         print(f"genlab: {interrupt or 'interrupted'}", file=sys.stderr)

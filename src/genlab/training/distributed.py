@@ -52,6 +52,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -98,6 +99,7 @@ def _collective(method: F) -> F:
         try:
             return method(self, *args, **kwargs)
         except RuntimeError as error:  # gloo's and NCCL's errors (DistBackendError, DistNetworkError, ...)
+            _BROKEN.set()
             raise DistributedError(
                 f"rank {self.rank} of {self.world_size}: lost contact with the other processes ({_first_line(error)}); "
                 f"one of them died, was killed or waited longer than {TIMEOUT_ENV}={timeout_seconds():g} s: see its own "
@@ -263,6 +265,16 @@ def _join(device: torch.device) -> None:
     atexit.register(_shutdown)
 
 
+# Set once a collective has failed: the group cannot be torn down cleanly any more (destroying it then can
+# abort the process in gloo's C++ teardown, "terminate called without an active exception").
+_BROKEN = threading.Event()
+
+
+def group_is_broken() -> bool:
+    """Whether a collective of this process has failed (a peer died or timed out)."""
+    return _BROKEN.is_set() and dist.is_initialized()
+
+
 def _shutdown() -> None:
-    if dist.is_initialized():
+    if dist.is_initialized() and not _BROKEN.is_set():
         dist.destroy_process_group()
