@@ -34,13 +34,13 @@ import torch.nn.functional as F
 
 import genlab
 from benchmarks import harness
+from benchmarks.time_to_quality import RunEnd
 from genlab.cli.train import BATCH_SIZES, TRAIN_DEFAULTS
 from genlab.config import TrainConfig
 from genlab.metrics import frechet_distance
 from genlab.models.gan.model import GAN, GANConfig
 from genlab.models.judge import load_judge
 from genlab.models.vae import VAE, VAEConfig
-from genlab.training.callbacks import Callback
 from genlab.training.precision import choose_precision
 
 MODELS = {  # name → (description, data, image size, steps)
@@ -63,15 +63,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.seeds, args.steps_factor, args.samples = 1, 0.05, 500
     return args
-
-
-class _End(Callback):
-    """The run's training seconds and steps when it ended."""
-
-    seconds, steps = 0.0, 0
-
-    def on_train_end(self, run: Any) -> None:
-        self.seconds, self.steps = run.elapsed(), run.step
 
 
 def build(name: str, data: genlab.Dataset) -> tuple[Any, dict[str, Any]]:
@@ -101,7 +92,7 @@ def run_one(name: str, precision: str, seed: int, data: genlab.Dataset, steps: i
             samples: int) -> dict[str, Any]:
     torch.manual_seed(seed)
     model, train_fields = build(name, data)
-    end = _End()
+    end = RunEnd()
     with tempfile.TemporaryDirectory(prefix="genlab-precision-") as work:
         config = TrainConfig(**{**train_fields, "epochs": 10_000, "max_steps": steps, "seed": seed, "out_dir": work,
                                 "precision": precision, "progress": False, "num_sample_images": 0, "plots": False,

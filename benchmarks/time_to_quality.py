@@ -132,7 +132,7 @@ def genlab_run(name: str, dataset: Dataset, scorer: Scorer, args: argparse.Names
     if name == "genlab before":
         gan, train_fields = dict(BEFORE), dict(BEFORE_TRAIN)
     config = GANConfig(**{"image_shape": dataset.image_shape, "num_classes": len(dataset.classes), **gan})
-    curve, end = Curve(scorer, every, args.eval_samples), _End()
+    curve, end = Curve(scorer, every, args.eval_samples), RunEnd()
     with tempfile.TemporaryDirectory(prefix="genlab-ttq-") as work:
         # "genlab before" trains its 10 epochs (TrainConfig's default) whatever the budget: the reference curve.
         limits = {"epochs": 10} if name == "genlab before" else {"epochs": 10_000, "max_seconds": budget}
@@ -145,8 +145,8 @@ def genlab_run(name: str, dataset: Dataset, scorer: Scorer, args: argparse.Names
             **_final(curve, model, scorer, args, end.seconds, end.steps)}
 
 
-class _End(Callback):
-    """Where the run ended: its training seconds and steps."""
+class RunEnd(Callback):
+    """Where a genlab run ended: its training seconds (the loop's own clock) and steps."""
 
     seconds, steps = 0.0, 0
 

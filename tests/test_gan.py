@@ -277,6 +277,21 @@ def test_a_tiny_gan_trains_saves_and_loads(tmp_path):
     assert torch.equal(model.sample(6, labels=[1] * 6, seed=2), loaded.sample(6, labels=[1] * 6, seed=2))
 
 
+def test_a_conditional_run_saved_before_label_inputs_loads_as_it_was_trained(tmp_path):
+    """config.json files written before GANConfig had label_inputs hold no such key; their networks had no
+    label inputs, so loading must not build the new default (whose first layers have other shapes)."""
+    model = genlab.train(tiny(num_classes=2, label_inputs=False), make_blobs(), train_config(tmp_path, epochs=1))
+    config_path = tmp_path / "run" / "config.json"
+    saved = json.loads(config_path.read_text())
+    del saved["model"]["config"]["label_inputs"]
+    config_path.write_text(json.dumps(saved))
+    loaded = genlab.load(tmp_path / "run")
+    assert loaded.config.label_inputs is False
+    assert torch.equal(model.sample(4, labels=[1] * 4, seed=3), loaded.sample(4, labels=[1] * 4, seed=3))
+    fresh = config_from_dict(GANConfig, {"num_classes": 2})  # a new config, not a saved one: today's default
+    assert fresh.label_inputs is True
+
+
 def test_a_point_gan_trains_on_unlabelled_points(tmp_path):
     points = Dataset(torch.randn(64, 2) * 0.1 + torch.tensor([1.0, -1.0]), None, (), "blob2d")
     model = genlab.train(GAN(GANConfig(image_shape=(2,), g_width=16, d_width=16, loss="hinge")), points,

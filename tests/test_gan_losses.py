@@ -5,7 +5,7 @@ from typing import get_args
 import pytest
 import torch
 
-from genlab.models.gan.losses import GAN_LOSSES, gradient_penalty, r1_penalty, random_interpolates
+from genlab.models.gan.losses import GAN_LOSSES, contest_stats, gradient_penalty, r1_penalty, random_interpolates
 from genlab.models.gan.model import Loss
 
 pytestmark = pytest.mark.numerics  # `make test` runs these again under other CPU kernels
@@ -98,3 +98,12 @@ def test_r1_is_half_gamma_times_squared_gradient_norm_for_a_linear_critic():
     real = torch.randn(5, 1, 2, 2)
     assert r1_penalty(linear_critic(w), real, gamma=2.0).item() == pytest.approx(25.0, rel=1e-6)
     assert r1_penalty(linear_critic(w), real, gamma=0.1).item() == pytest.approx(1.25, rel=1e-6)
+
+
+def test_contest_stats_on_logits_and_patch_maps():
+    real = torch.tensor([[2.0, -1.0], [0.5, 3.0]])  # a 2×2 PatchGAN map counts as four verdicts
+    fake = torch.tensor([-2.0, 1.0, -0.5, -3.0])
+    stats = contest_stats(real, fake)
+    assert stats["accuracy"].item() == 6 / 8  # real > 0: 3 of 4; fake < 0: 3 of 4
+    assert stats["real_prob"].item() == pytest.approx(sum(1 / (1 + math.exp(-v)) for v in (2.0, -1.0, 0.5, 3.0)) / 4)
+    assert stats["fake_prob"].item() == pytest.approx(sum(1 / (1 + math.exp(-v)) for v in (-2.0, 1.0, -0.5, -3.0)) / 4)

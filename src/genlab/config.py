@@ -34,8 +34,12 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return _jsonable(dataclasses.asdict(config))
 
 
-def config_from_dict(cls: type[C], values: dict[str, Any], *, where: str = "config") -> C:
+def config_from_dict(cls: type[C], values: dict[str, Any], *, where: str = "config", saved: bool = False) -> C:
     """Build ``cls`` from a dict (e.g. read from config.json), with clear errors for unknown keys.
+
+    ``saved``: the dict was written by an earlier genlab (a run's config.json, which holds every field
+    there was). A field it lacks was added since; where the field's default would change what the saved
+    model is, ``cls.SAVED_BEFORE`` names the value that reproduces it (e.g. GANConfig: label_inputs False).
 
     Lists become tuples where the field is a tuple, so a config survives a JSON round trip unchanged.
     Every value is checked against its field's type first (a string where a number belongs, NaN, a list
@@ -48,6 +52,8 @@ def config_from_dict(cls: type[C], values: dict[str, Any], *, where: str = "conf
     unknown = sorted(str(name) if str(name).isprintable() else _short(name) for name in set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; expected some of {', '.join(fields)}")
+    if saved:
+        values = {**{name: value for name, value in getattr(cls, "SAVED_BEFORE", {}).items() if name not in values}, **values}
     hints = typing.get_type_hints(cls)
     kwargs = {name: _coerce(hints[name], value, name, where) for name, value in values.items()}
     try:

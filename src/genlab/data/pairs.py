@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from genlab.data.dataset import Dataset
 from genlab.data.files import IMAGE_EXTENSIONS
 from genlab.data.limits import MAX_DATA_BYTES, MAX_ITEMS
-from genlab.data.registry import resize_images
+from genlab.data.registry import image_size_pair, resize_images
 from genlab.errors import DataError
 from genlab.io.images import read_image
 
@@ -175,7 +175,7 @@ def load_side_by_side(folder: str | os.PathLike[str], image_size: int | tuple[in
         raise DataError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
     folder = Path(folder).expanduser()
     files = image_files(folder, "folder of side-by-side A|B images")
-    size = _pair_size(image_size)
+    size = image_size_pair(image_size, "load_side_by_side")
     lefts, rights = [], []
     for file in files:
         image = read_image(file)
@@ -208,7 +208,7 @@ def load_folder_pairs(inputs: str | os.PathLike[str], targets: str | os.PathLike
             raise DataError(f"{mine[missing[0]]}: no partner in {other} (expected {other / missing[0]}.* with the same "
                             f"name){f'; {len(missing) - 1} more files lack one' if len(missing) > 1 else ''}")
     stems = sorted(input_files)
-    size = _pair_size(image_size)
+    size = image_size_pair(image_size, "load_folder_pairs")
     a = [read_image(input_files[stem], size=size) for stem in stems]
     b = [read_image(target_files[stem], size=size) for stem in stems]
     if size is None:
@@ -236,15 +236,6 @@ def _same_channels(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torc
     """The two halves of side-by-side files come from one file each, so they share a channel count."""
     channels = max(a.shape[1], b.shape[1])
     return a.expand(-1, channels, -1, -1).contiguous(), b.expand(-1, channels, -1, -1).contiguous()
-
-
-def _pair_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    if image_size is None:
-        return None
-    pair = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair):
-        raise DataError(f"image_size must be a positive int or (height, width), got {image_size!r}")
-    return pair  # type: ignore[return-value]
 
 
 __all__ = ["EDGE_THRESHOLD", "HOLE_FRACTION", "HOLE_VALUE", "TASKS", "grayscale", "image_files", "load_folder_pairs",

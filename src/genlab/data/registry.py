@@ -192,7 +192,7 @@ def load_dataset(
     ``download=False`` fails instead of downloading missing files.
     Names win over paths: load a folder called ``mnist`` in the current folder as ``./mnist``.
     """
-    size = _image_size_pair(image_size)
+    size = image_size_pair(image_size)
     spec = DATASETS.get(name_or_path) if isinstance(name_or_path, str) else None
     if spec is not None:
         if split not in spec.splits:
@@ -241,12 +241,13 @@ def _resized(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return resized
 
 
-def _image_size_pair(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+def image_size_pair(image_size: int | tuple[int, int] | None, where: str = "load_dataset") -> tuple[int, int] | None:
+    """``image_size`` (N or (height, width)) as (height, width), None as None, or a DataError naming ``where``."""
     if image_size is None:
         return None
     pair = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair):
-        raise DataError(f"load_dataset: image_size must be a positive int or (height, width), got {image_size!r}")
+        raise DataError(f"{where}: image_size must be a positive int or (height, width), got {image_size!r}")
     return pair  # type: ignore[return-value]
 
 

@@ -22,7 +22,7 @@ def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> 
     if kind not in MODEL_KINDS:
         raise CheckpointError(f"{where}: unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     cls = MODEL_KINDS[kind]
-    return cls(config_from_dict(cls.config_class, config, where=where))
+    return cls(config_from_dict(cls.config_class, config, where=where, saved=True))
 
 
 __all__ = ["GAN", "MODEL_KINDS", "SR", "VAE", "CycleGAN", "CycleGANConfig", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig",

@@ -61,6 +61,24 @@ def inference(method: Method) -> Method:
     return wrapper  # type: ignore[return-value]
 
 
+def image_batch(images: Any, channels: int, *, verb: str, mismatch: str, kind: str = "images") -> torch.Tensor:
+    """A user's images for an image-to-image model (N×C×H×W or C×H×W, float in [0, 1] or uint8) as float
+    N×C×H×W, or a one-line ConfigError naming ``verb`` ("upscale expects low-res images N×C×H×W ...") and,
+    for the wrong number of channels, starting with ``mismatch`` ("this SR model upscales 1-channel images,")."""
+    if not torch.is_tensor(images) or images.dim() not in (3, 4):
+        shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
+        raise ConfigError(f"{verb} expects {kind} N×C×H×W or C×H×W, got {shape}")
+    batch = images.unsqueeze(0) if images.dim() == 3 else images
+    if batch.shape[1] != channels:
+        raise ConfigError(f"{mismatch} got {batch.shape[1]} channels (shape {tuple(images.shape)}); convert the "
+                          f"images to {'grayscale' if channels == 1 else 'RGB'}")
+    if batch.dtype == torch.uint8:
+        return batch.float() / 255.0
+    if not batch.is_floating_point():
+        raise ConfigError(f"{verb} expects float images in [0, 1] or uint8, got {batch.dtype}")
+    return batch.float()
+
+
 def truncated_normal(shape: tuple[int, ...], threshold: float | None = None,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """z ~ N(0, I) on the CPU; with a threshold τ, entries with |z| > τ are redrawn until none are.

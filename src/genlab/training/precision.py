@@ -84,7 +84,6 @@ class Precision:
             name, _ = choose_precision(device)
         if name == "fp16" and device.type != "cuda":
             raise ConfigError(f"precision 'fp16' needs a CUDA device (this run is on {device.type}); use 'bf16' or 'fp32'")
-        self.name = name
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(name)
         self.device_type = device.type
         self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None

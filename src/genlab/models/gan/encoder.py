@@ -69,7 +69,7 @@ class GANEncoderConfig:
     def __post_init__(self) -> None:
         if isinstance(self.gan, GANConfig):
             self.gan = config_to_dict(self.gan)
-        gan = config_from_dict(GANConfig, self.gan, where="gan_encoder config 'gan'")
+        gan = config_from_dict(GANConfig, self.gan, where="gan_encoder config 'gan'", saved=True)
         self.gan = config_to_dict(gan)
         self.channels = check_widths("channels", self.channels)
         if len(gan.image_shape) != 3:

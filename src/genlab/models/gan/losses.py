@@ -16,6 +16,14 @@ import torch.nn.functional as F
 Critic = Callable[[torch.Tensor], torch.Tensor]  # x → one logit per item
 
 
+def contest_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the monitor shows of the contest (any logit shapes, e.g. PatchGAN maps): the mean σ(D(x)) on real
+    and on fake items, and D's accuracy with 0 as its threshold. At equilibrium both probabilities are 0.5."""
+    real, fake = real_logits.flatten(), fake_logits.flatten()
+    return {"real_prob": torch.sigmoid(real).mean(), "fake_prob": torch.sigmoid(fake).mean(),
+            "accuracy": torch.cat([real > 0, fake < 0]).float().mean()}
+
+
 # ----- minimax: Goodfellow et al. 2014, "Generative Adversarial Nets", Eq. 1 -----
 def minimax_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """D maximises E[log D(x)] + E[log(1 − D(G(z)))]; we minimise the negative (Eq. 1)."""

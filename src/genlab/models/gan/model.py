@@ -13,7 +13,7 @@ import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ from genlab.config import (
 )
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
-from genlab.models.gan.losses import GAN_LOSSES, gradient_penalty, r1_penalty
+from genlab.models.gan.losses import GAN_LOSSES, contest_stats, gradient_penalty, r1_penalty
 from genlab.models.gan.nets import (
     DCGAN_RESOLUTIONS,
     MLP_D_LAYERS,
@@ -70,6 +70,9 @@ class GANConfig:
     benchmarks/time_to_quality.py with --set; the full curves are in benchmarks/results/time_to_quality.md).
     For point data (image_shape=(D,)) "auto" picks the PacGAN/VEEGAN toy MLPs and a 2-D latent.
     """
+
+    # What a run saved before a field existed meant (genlab.config.config_from_dict's ``saved``).
+    SAVED_BEFORE: ClassVar[dict[str, Any]] = {"label_inputs": False}
 
     image_shape: tuple[int, ...] = documented((1, 28, 28), "(C, H, W) images or (D,) points")
     latent_dim: int | None = documented(None, "size of z (default: 100 for images, as DCGAN; 2 for points, as PacGAN's toys)")
@@ -286,9 +289,7 @@ class GAN(GenerativeModel):
         real_logits = self.discriminator(real, labels)
         fake_logits = self.discriminator(fake, labels)
         loss = self.d_loss_fn(real_logits, fake_logits)
-        correct = torch.cat([real_logits > 0, fake_logits < 0]).float().mean()
-        out = {"real_prob": torch.sigmoid(real_logits).mean(), "fake_prob": torch.sigmoid(fake_logits).mean(),
-               "accuracy": correct}
+        out = contest_stats(real_logits, fake_logits)
         if self.config.loss == "wgan-gp":
             out["gp"] = gradient_penalty(lambda v: self.discriminator(v, labels), real, fake)
             loss = loss + self.config.gp_weight * out["gp"]

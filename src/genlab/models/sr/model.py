@@ -36,8 +36,8 @@ from genlab.config import (
     documented,
 )
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.base import GenerativeModel, Labels, Phase, adam
-from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
+from genlab.models.base import GenerativeModel, Labels, Phase, adam, image_batch
+from genlab.models.gan.losses import contest_stats, minimax_d_loss, ns_g_loss
 from genlab.models.gan.model import frozen
 from genlab.models.judge import resolve_judge
 from genlab.models.sr.nets import SCALES, Discriminator, SRResNet, downsample, judge_feature_map, upsample_bicubic
@@ -161,19 +161,10 @@ class SR(GenerativeModel):
     # ----- use -----
     def check_low_res(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` (N×C×h×w or C×h×w, float in [0, 1] or uint8) as float N×C×h×w, or a ConfigError."""
-        if not torch.is_tensor(images) or images.dim() not in (3, 4):
-            shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-            raise ConfigError(f"upscale expects low-res images N×C×H×W or C×H×W, got {shape}")
-        batch = images.unsqueeze(0) if images.dim() == 3 else images
         channels = self.config.image_shape[0]
-        if batch.shape[1] != channels:
-            raise ConfigError(f"this SR model upscales {channels}-channel images, got {batch.shape[1]} channels "
-                              f"(shape {tuple(images.shape)}); convert the image to {'grayscale' if channels == 1 else 'RGB'}")
-        if batch.dtype == torch.uint8:
-            return batch.float() / 255.0
-        if not batch.is_floating_point():
-            raise ConfigError(f"upscale expects float images in [0, 1] or uint8, got {batch.dtype}")
-        return batch.float()
+        return image_batch(images, channels, verb="upscale", kind="low-res images",
+                           mismatch=f"this SR model upscales {channels}-channel images,")
+
 
     @torch.no_grad()
     def upscale(self, low_res: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -242,9 +233,7 @@ class SR(GenerativeModel):
             with torch.no_grad():
                 sr = self.generator(low_res)
         real_logits, fake_logits = self.discriminator(x), self.discriminator(sr)
-        correct = torch.cat([real_logits > 0, fake_logits < 0]).float().mean()
-        return {"loss": minimax_d_loss(real_logits, fake_logits), "real_prob": torch.sigmoid(real_logits).mean(),
-                "fake_prob": torch.sigmoid(fake_logits).mean(), "accuracy": correct}
+        return {"loss": minimax_d_loss(real_logits, fake_logits), **contest_stats(real_logits, fake_logits)}
 
     def generator_loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """SRGAN's perceptual loss for G (Ledig Eq. 3): content (Eq. 5) + pixel_weight·MSE (Eq. 4)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from genlab.config import MAX_WIDTH, check_image_shape, check_positive, check_size
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModel, Labels, adam
+from genlab.models.base import GenerativeModel, Labels, adam, image_batch
 from genlab.models.translation.nets import PatchDiscriminator
 from genlab.nn.modes import eval_mode
 
@@ -106,19 +106,9 @@ class Translator(GenerativeModel):
     def check_inputs(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         """``images`` (N×C×H×W or C×H×W, float in [0, 1] or uint8) as float N×C×H×W, or a ConfigError."""
         self.check_direction(direction)
-        if not torch.is_tensor(images) or images.dim() not in (3, 4):
-            shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-            raise ConfigError(f"translate expects images N×C×H×W or C×H×W, got {shape}")
-        batch = images.unsqueeze(0) if images.dim() == 3 else images
         channels = self.input_channels(direction)
-        if batch.shape[1] != channels:
-            raise ConfigError(f"this {self.kind} model translates {channels}-channel images ({direction}), got "
-                              f"{batch.shape[1]} channels; convert them to {'grayscale' if channels == 1 else 'RGB'}")
-        if batch.dtype == torch.uint8:
-            return batch.float() / 255.0
-        if not batch.is_floating_point():
-            raise ConfigError(f"translate expects float images in [0, 1] or uint8, got {batch.dtype}")
-        return batch.float()
+        return image_batch(images, channels, verb="translate",
+                           mismatch=f"this {self.kind} model translates {channels}-channel images ({direction}),")
 
     @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str = "a2b", batch_size: int = 256) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 from genlab.config import MAX_LAYERS, TrainConfig, check_choice, check_positive, check_size, check_weights, documented
 from genlab.errors import ConfigError
 from genlab.models.base import Phase
-from genlab.models.gan.losses import minimax_d_loss, ns_g_loss
+from genlab.models.gan.losses import contest_stats, minimax_d_loss, ns_g_loss
 from genlab.models.gan.model import frozen
 from genlab.models.translation.common import (
     Translator,
@@ -166,9 +166,7 @@ class Pix2Pix(Translator):
                 fake = self.generator(source)
         real_logits = self.discriminator(torch.cat([source, target], dim=1))
         fake_logits = self.discriminator(torch.cat([source, fake], dim=1))
-        correct = torch.cat([(real_logits > 0).flatten(), (fake_logits < 0).flatten()]).float().mean()
-        return {"loss": 0.5 * minimax_d_loss(real_logits, fake_logits), "real_prob": torch.sigmoid(real_logits).mean(),
-                "fake_prob": torch.sigmoid(fake_logits).mean(), "accuracy": correct}
+        return {"loss": 0.5 * minimax_d_loss(real_logits, fake_logits), **contest_stats(real_logits, fake_logits)}
 
     def generator_loss(self, y: torch.Tensor, labels: torch.Tensor | None = None,
                        x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
