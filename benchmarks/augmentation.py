@@ -1,6 +1,6 @@
 """Data augmentation by synthesis: does a conditional generator help a classifier that has few labels?
 
-    python -m benchmarks.augmentation                  # Fashion-MNIST, k = 10, 50, 100, 500 labels a class, 5 seeds
+    python -m benchmarks.augmentation --jobs 2         # Fashion-MNIST, k = 10, 50, 100, 500 labels a class, 5 seeds
     python -m benchmarks.augmentation --quick          # smoke run on the bundled mini set; not a measurement
 
 Protocol (issue 18). For each k and seed: k labelled training images per class are drawn by the seed
@@ -22,14 +22,22 @@ same classifier trained on its samples only (``genlab.tools.augment.synthesize``
 real training part holds), early-stopped on the real validation split. Every arm is compared per seed with
 "real + classic" (paired differences, 95% t interval).
 
+Each (k, seed) cell is written to ``--cells-dir`` as it ends and reused by a later run with the same settings,
+so a killed run loses at most the cells it was in; ``--jobs N`` trains N cells at a time in spawned processes
+of one torch thread each, largest k first.
+
 Results: benchmarks/results/augmentation.{json,md} and docs/images/augmentation.png; --quick writes into a
 temporary folder instead (printed), leaving the published results alone.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
+import hashlib
+import json
 import math
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -43,6 +51,7 @@ import genlab
 from benchmarks import harness
 from genlab.cli.train import BATCH_SIZES, TRAIN_DEFAULTS
 from genlab.data import Dataset, MixedDataset, split_per_class
+from genlab.io.files import atomic_write
 from genlab.models.judge import Judge, JudgeConfig, shift_and_flip
 from genlab.tools.augment import synthesize
 
@@ -57,13 +66,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ks", type=int, nargs="+", default=[10, 50, 100, 500], help="labelled images per class")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.5, 1.0, 4.0], help="synthetic : real of the sweep")
-    parser.add_argument("--gan-steps", type=int, default=3000, help="training steps of each conditional GAN")
-    parser.add_argument("--vae-steps", type=int, default=3000, help="training steps of each conditional VAE")
+    parser.add_argument("--gan-steps", type=int, default=2000, help="training steps of each conditional GAN")
+    parser.add_argument("--vae-steps", type=int, default=2000, help="training steps of each conditional VAE")
     parser.add_argument("--max-steps", type=int, default=6000, help="classifier steps at most (batch 64)")
     parser.add_argument("--eval-every", type=int, default=50, help="classifier steps between validation checks")
     parser.add_argument("--patience", type=int, default=10, help="validation checks without a better loss before stopping")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--jobs", type=int, default=1, help="cells trained at a time, each in its own process of one thread")
+    parser.add_argument("--cells-dir", default="runs/augmentation-cells",
+                        help="where each finished (k, seed) cell is kept and reused by a run with the same settings")
     parser.add_argument("--quick", action="store_true", help="smoke run: the mini set, k = 10, 2 seeds, a few steps")
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
@@ -71,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.data, args.ks, args.seeds, args.gan_steps, args.vae_steps = "fashion-mnist-mini", [10], 2, 20, 20
         args.max_steps, args.eval_every, args.patience = 40, 10, 2
     args.name = args.name or ("augmentation_quick" if args.quick else "augmentation")
+    if args.jobs < 1 or args.seeds < 1:
+        parser.error("--jobs and --seeds must be >= 1")
     return args
 
 
@@ -258,7 +272,8 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace, plot_name: str |
               "## Protocol", "", *[paragraph.replace("\n", " ") + "\n" for paragraph in __doc__.split("\n\n")[2:4]],
               f"Settings: GAN {args.gan_steps} steps, VAE {args.vae_steps} steps; classifier: Adam 1e-3, batch 64, "
               f"at most {args.max_steps} steps, validation every {args.eval_every} steps, patience {args.patience}; "
-              f"ratios {', '.join(f'{r:g}' for r in args.ratios)}; seeds 0…{args.seeds - 1}. No arm uses the "
+              f"ratios {', '.join(f'{r:g}' for r in args.ratios)}; seeds 0…{args.seeds - 1}; {args.jobs} cell(s) at a time"
+              f"{', each in a process of one torch thread' if args.jobs > 1 else ''}. No arm uses the "
               "training images outside the k labelled ones (no semi-supervised arm was run)."]
     return "\n".join(lines)
 
@@ -289,18 +304,61 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
     return path
 
 
+# ----- cells: cached, and trained a few at a time -----
+CELL_SETTINGS = ("data", "ratios", "gan_steps", "vae_steps", "max_steps", "eval_every", "patience")
+
+
+def cell_path(args: argparse.Namespace, k: int, seed: int) -> Path:
+    """Where the (k, seed) cell is kept: the name holds a hash of every setting that changes its result."""
+    settings = json.dumps({name: getattr(args, name) for name in CELL_SETTINGS}, sort_keys=True)
+    return Path(args.cells_dir) / f"k{k}-seed{seed}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.json"
+
+
+def device_of(args: argparse.Namespace) -> torch.device:
+    return torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                        "cpu" if args.device == "auto" else args.device)
+
+
+def cached_cell(args: argparse.Namespace, k: int, seed: int) -> dict[str, Any]:
+    """The (k, seed) cell from ``--cells-dir``, or trained now and written there (not for --quick)."""
+    path = cell_path(args, k, seed)
+    if not args.quick and path.is_file():
+        print(f"  k={k} seed {seed}: reused {path}", flush=True)
+        return json.loads(path.read_text())
+    train, test = genlab.load_dataset(args.data, split="train"), genlab.load_dataset(args.data, split="test")
+    cell = run_cell(train, test, k, seed, args, device_of(args))
+    if not args.quick:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as file:
+            file.write(json.dumps(cell).encode())
+    return cell
+
+
+def _cell_in_worker(args: argparse.Namespace, k: int, seed: int) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    return cached_cell(args, k, seed)
+
+
+def all_cells(args: argparse.Namespace) -> dict[int, list[dict[str, Any]]]:
+    """Every (k, seed) cell; with --jobs > 1, in a pool of spawned processes, the costliest (largest k) first."""
+    order = [(k, seed) for k in args.ks for seed in range(args.seeds)]
+    if args.jobs == 1:
+        done = {key: cached_cell(args, *key) for key in order}
+    else:
+        context = multiprocessing.get_context("spawn")  # no forked OpenMP state
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            futures = {key: pool.submit(_cell_in_worker, args, *key) for key in sorted(order, key=lambda key: -key[0])}
+            done = {key: futures[key].result() for key in order}
+    return {k: [done[(k, seed)] for seed in range(args.seeds)] for k in args.ks}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     machine = harness.machine_info()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    train, test = genlab.load_dataset(args.data, split="train"), genlab.load_dataset(args.data, split="test")
-    cells: dict[int, list[dict[str, Any]]] = {}
     started = time.perf_counter()
-    for k in args.ks:
-        cells[k] = [run_cell(train, test, k, seed, args, device) for seed in range(args.seeds)]
+    cells = all_cells(args)
     summary = summarize(cells)
     machine["load_average_at_end"] = harness.machine_info()["load_average_at_start"]
     directory = Path(tempfile.mkdtemp(prefix="genlab-augmentation-")) if args.quick else harness.RESULTS_DIR
