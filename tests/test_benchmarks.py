@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -62,3 +63,26 @@ def test_time_to_quality_reads_its_milestones_off_the_curve():
     assert (final["seconds_to_accuracy_0_9"], final["steps_to_accuracy_0_9"]) == (40.0, 1500)
     assert final["best_accuracy_within_1000_steps"] == 0.81
     assert final["final"] == {"seconds": 55.0, "steps": 2000, "label_accuracy": 0.93, "fid": 111.0, "samples": 10}
+
+
+def test_families_rows_targets_and_correlation():
+    """Every family gets its rows (pixel diffusion at the middle DDIM step count only), the two issue targets are
+    read the right way round, and Pearson's r is r (and nan where it is undefined)."""
+    from benchmarks.families import correlation, rows_of, targets_of
+
+    rows = rows_of(2.0, [10, 50, 100])
+    names = [name for name, _, _ in rows]
+    assert names[:2] == ["VAE (prior samples)", "cGAN"] and len(rows) == 2 + 3 * 2 + 2
+    assert [options for name, family, options in rows if family == "pixel diffusion"] == [
+        {"steps": 50, "guidance": 0.0}, {"steps": 50, "guidance": 2.0}]
+    table = {"VAE (prior samples)": {"fid": 100.0, "latency_ms_b1": 1.0}, "cGAN": {"fid": 60.0, "latency_ms_b1": 2.0},
+             "latent diffusion, DDIM 10, w = 2": {"fid": 49.0, "latency_ms_b1": 30.0},
+             "latent diffusion, DDIM 50, w = 2": {"fid": 70.0, "latency_ms_b1": 99.0}}
+    (fid_text, fid_met), (speed_text, speed_met) = targets_of(table, 2.0, 50)
+    assert fid_met and "(49.0) at most half the VAE's (100.0)" in fid_text  # the best latent row counts
+    assert not speed_met and "(50× to 99×)" in speed_text  # 99 ms is 99× the VAE but only 49.5× the GAN
+    table["latent diffusion, DDIM 50, w = 2"]["latency_ms_b1"] = 100.0
+    assert targets_of(table, 2.0, 50)[1][1]
+    assert correlation([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
+    assert correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(correlation([1, 2], [3, 4])) and math.isnan(correlation([1, 2, 3], [5, 5, 5]))

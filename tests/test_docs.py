@@ -73,6 +73,8 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
     (r"\bnum_samples=10_000\b", "num_samples=200", "Python metrics on 200 samples"),
     (r"\bnum_samples=1000\b", "num_samples=10", "IWAE bounds with k = 10 importance samples, not 1,000"),
     (r"\bsteps=200\b", "steps=2", "Python GAN inversion in 2 projector steps"),
+    (r"\bsteps=(10|25)\b", "steps=2", "Python diffusion sampling: 2 DDIM steps, not 10-25"),
+    (r"^(genlab sample .*?)--steps \d+", r"\1--steps 2", "diffusion sampling: 2 DDIM steps, not 50"),
     (r"\bmax_per_class=500\b", "max_per_class=16", "Python edit directions from 16 images a class"),
 ]
 SKIP = re.compile(r"^<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->\s*$")

@@ -11,14 +11,10 @@ import torch
 
 from genlab.cli.main import build_parser, main
 from genlab.cli.options import HelpFormatter
+from genlab.cli.train import KINDS
 from genlab.config import TrainConfig
 from genlab.data import load_dataset
 from genlab.errors import ConfigError
-from genlab.models.gan.encoder import GANEncoderConfig
-from genlab.models.gan.model import GANConfig
-from genlab.models.sr.model import SRConfig
-from genlab.models.translation import CycleGANConfig, Pix2PixConfig
-from genlab.models.vae import VAEConfig
 from genlab.reporting.pictures import MAX_PICTURE_IMAGES, sample_in_batches, write_samples
 
 
@@ -73,7 +69,7 @@ def _actions(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 def test_every_numeric_option_has_a_range_stated_in_its_help():
     # Options made from config dataclasses are checked by the dataclasses themselves.
-    configs = (VAEConfig, GANConfig, GANEncoderConfig, SRConfig, Pix2PixConfig, CycleGANConfig, TrainConfig)
+    configs = (*(config for config, _ in KINDS.values()), TrainConfig)  # every `genlab train` kind's config
     generated = {f.name for cls in configs for f in dataclasses.fields(cls)}
     checked = 0
     for path, action in _actions(build_parser()):

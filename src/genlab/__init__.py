@@ -13,7 +13,22 @@ from genlab.data import Dataset, list_datasets, load_dataset
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError, OutputError
 from genlab.evaluation import evaluate, evaluate_images
 from genlab.evaluation.judges import train_judge
-from genlab.models import GAN, SR, VAE, CycleGAN, CycleGANConfig, GANConfig, Pix2Pix, Pix2PixConfig, SRConfig, VAEConfig
+from genlab.models import (
+    GAN,
+    SR,
+    VAE,
+    Autoencoder,
+    AutoencoderConfig,
+    CycleGAN,
+    CycleGANConfig,
+    Diffusion,
+    DiffusionConfig,
+    GANConfig,
+    Pix2Pix,
+    Pix2PixConfig,
+    SRConfig,
+    VAEConfig,
+)
 from genlab.models.judge import load_judge
 from genlab.models.vae import reparameterize
 from genlab.reporting.comparison import compare
@@ -25,6 +40,8 @@ __all__ = [
     "GAN",
     "SR",
     "VAE",
+    "Autoencoder",
+    "AutoencoderConfig",
     "Callback",
     "CheckpointError",
     "ConfigError",
@@ -32,6 +49,8 @@ __all__ = [
     "CycleGANConfig",
     "DataError",
     "Dataset",
+    "Diffusion",
+    "DiffusionConfig",
     "GANConfig",
     "GenlabError",
     "OutputError",

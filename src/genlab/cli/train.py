@@ -1,6 +1,6 @@
-"""`genlab train vae|gan|encoder|sr|pix2pix|cyclegan`: the model and training options are built from the config
-dataclasses (VAEConfig, GANConfig, GANEncoderConfig, SRConfig, Pix2PixConfig, CycleGANConfig, TrainConfig), so a new
-field is a new option.
+"""`genlab train vae|gan|encoder|sr|pix2pix|cyclegan|autoencoder|diffusion`: the model and training options are built
+from the config dataclasses (VAEConfig, GANConfig, GANEncoderConfig, SRConfig, Pix2PixConfig, CycleGANConfig,
+AutoencoderConfig, DiffusionConfig, TrainConfig), so a new field is a new option.
 
 With --resume, the training and data options left off the command line keep the run's saved values (its
 config.json), not the defaults: their defaults are wrapped in :class:`NotGiven` so ``run`` can tell them
@@ -26,6 +26,8 @@ from genlab.data.domains import load_domains
 from genlab.data.pairs import load_folder_pairs, load_side_by_side, make_pairs
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.io.checkpoints import STATE_FILE, read_run_config
+from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
+from genlab.models.diffusion import Diffusion, DiffusionConfig
 from genlab.models.gan.encoder import GANEncoderConfig, encoder_for
 from genlab.models.gan.model import GANConfig
 from genlab.models.sr.model import SRConfig
@@ -41,6 +43,9 @@ NOT_OPTIONS = {
     "gan": "the --gan run",
     "gan_run": "the --gan run",
     "source_channels": "the data",
+    "first_stage": "the --first-stage run",
+    "first_stage_run": "the --first-stage run",
+    "scale_factor": "the --first-stage run's latents of the data (1/std)",
 }
 TRAIN_FLAGS = {"out_dir": ["-o", "--out"], "ema_decay": ["--ema", "--ema-decay"]}
 # GANs train with lr_g and lr_d: TrainConfig.lr would be an option that does nothing.
@@ -48,15 +53,20 @@ TRAIN_SKIP = {"gan": ("lr",), "pix2pix": ("lr",), "cyclegan": ("lr",)}
 # GAN, encoder and SR runs are measured and documented at batch 64 (DCGAN's recipe; see GANConfig and
 # SRConfig), the VAE at TrainConfig's 128. The translation papers train on 1 to 10 images a step; batches of
 # 64 (pix2pix) and 16 (CycleGAN: two generators and two Ds per step) keep a CPU busy at 28–64 px.
-BATCH_SIZES = {"vae": 128, "gan": 64, "encoder": 64, "sr": 64, "pix2pix": 64, "cyclegan": 16}
+BATCH_SIZES = {"vae": 128, "gan": 64, "encoder": 64, "sr": 64, "pix2pix": 64, "cyclegan": 16, "autoencoder": 64, "diffusion": 128}
 # CycleGAN's schedule (Zhu et al. §4): the rate constant for the first half, then linearly to 0.
 # GANs sample from an exponential moving average of their weights (Yazıcı et al. 2019, "The Unusual
 # Effectiveness of Averaging in GAN Training"); 0.99 (a ~100-step horizon) pays from the first few hundred
 # steps: conditional GAN on fashion-mnist-mini, judge label accuracy after ~950 steps 0.84 with it, 0.81 without.
-TRAIN_DEFAULTS = {"cyclegan": {"lr_schedule": "linear", "lr_decay_start": 0.5}, "gan": {"ema_decay": 0.99}}
+# Diffusion samples from an EMA too (Ho et al. 2020 use 0.9999 over 800k steps); 0.999, a ~1,000-step horizon, suits
+# runs of a few thousand steps on a CPU.
+TRAIN_DEFAULTS = {"cyclegan": {"lr_schedule": "linear", "lr_decay_start": 0.5}, "gan": {"ema_decay": 0.99},
+                  "diffusion": {"ema_decay": 0.999}}
 CONDITIONAL_HELP = {
     "vae": "condition on the dataset's labels: a conditional VAE (one-hot label into the encoder and the decoder)",
     "gan": "condition on the dataset's labels (labels into G and D, conditional BN in G, projection D)",
+    "diffusion": "condition on the dataset's labels (a class embedding, dropped with probability --label-dropout "
+                 "for classifier-free guidance)",
 }
 KINDS = {
     "vae": (VAEConfig, "a convolutional variational autoencoder, optionally class-conditional"),
@@ -65,6 +75,9 @@ KINDS = {
     "sr": (SRConfig, "super-resolution: SRResNet or SRGAN, trained on any image data (low-res made by box downsampling)"),
     "pix2pix": (Pix2PixConfig, "paired image-to-image translation (U-Net + PatchGAN), on pairs made by --task or your own"),
     "cyclegan": (CycleGANConfig, "unpaired image-to-image translation between two domains (--domain-a, --domain-b)"),
+    "autoencoder": (AutoencoderConfig, "the first stage of latent diffusion: a KL-regularised autoencoder with a spatial latent"),
+    "diffusion": (DiffusionConfig, "denoising diffusion (DDPM, DDIM sampling) in a first stage's latent space "
+                                   "(--first-stage RUN) or on the pixels (--pixel)"),
 }
 
 
@@ -82,6 +95,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         if kind == "encoder":
             parser.add_argument("--gan", required=True, metavar="RUN",
                                 help="the GAN run to invert (its weights are copied into the new run)")
+        if kind == "diffusion":
+            space = parser.add_mutually_exclusive_group(required=True)
+            space.add_argument("--first-stage", metavar="RUN", help="latent diffusion on this autoencoder run's latents "
+                               "(from genlab train autoencoder; its weights are copied into the new run)")
+            space.add_argument("--pixel", action="store_true", help="diffusion on the pixels, no first stage")
         if kind == "cyclegan":
             add_domain_options(parser)
         else:
@@ -255,8 +273,26 @@ def _build_cyclegan(args: argparse.Namespace, dataset: Dataset):
                                    **config_values(CycleGANConfig, args, NOT_OPTIONS)))
 
 
+def _build_autoencoder(args: argparse.Namespace, dataset: Dataset):
+    return Autoencoder(AutoencoderConfig(image_shape=dataset.image_shape, **config_values(AutoencoderConfig, args, NOT_OPTIONS)))
+
+
+def _build_diffusion(args: argparse.Namespace, dataset: Dataset):
+    values = {"num_classes": _num_classes(args, dataset), **config_values(DiffusionConfig, args, NOT_OPTIONS)}
+    if args.pixel:
+        return Diffusion(DiffusionConfig(image_shape=dataset.image_shape, **values))
+    first_stage = genlab.load(args.first_stage)
+    if first_stage.kind != "autoencoder":
+        raise ConfigError(f"--first-stage {args.first_stage}: holds a {first_stage.kind} run; latent diffusion needs an "
+                          "autoencoder run (genlab train autoencoder)")
+    if tuple(first_stage.image_shape) != tuple(dataset.image_shape):
+        raise ConfigError(f"--first-stage {args.first_stage}: encodes {'×'.join(map(str, first_stage.image_shape))} images, "
+                          f"the data has {'×'.join(map(str, dataset.image_shape))}")
+    return Diffusion.from_first_stage(first_stage, dataset, first_stage_run=str(args.first_stage), **values)
+
+
 BUILDERS = {"vae": _build_vae, "gan": _build_gan, "sr": _build_sr, "encoder": _build_encoder, "pix2pix": _build_pix2pix,
-            "cyclegan": _build_cyclegan}
+            "cyclegan": _build_cyclegan, "autoencoder": _build_autoencoder, "diffusion": _build_diffusion}
 
 
 # ----- training data: images, or (input, target) pairs for the translation models -----

@@ -5,7 +5,9 @@ from typing import Any
 
 from genlab.config import config_from_dict
 from genlab.errors import CheckpointError
+from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
 from genlab.models.base import GenerativeModel, Phase
+from genlab.models.diffusion import Diffusion, DiffusionConfig
 from genlab.models.gan.encoder import GANEncoder
 from genlab.models.gan.model import GAN, GANConfig
 from genlab.models.judge import Judge, JudgeConfig
@@ -14,7 +16,8 @@ from genlab.models.translation import CycleGAN, CycleGANConfig, Pix2Pix, Pix2Pix
 from genlab.models.vae import VAE, VAEConfig
 
 MODEL_KINDS: dict[str, type[GenerativeModel]] = {VAE.kind: VAE, GAN.kind: GAN, Judge.kind: Judge, SR.kind: SR,
-                                                 GANEncoder.kind: GANEncoder, Pix2Pix.kind: Pix2Pix, CycleGAN.kind: CycleGAN}
+                                                 GANEncoder.kind: GANEncoder, Pix2Pix.kind: Pix2Pix, CycleGAN.kind: CycleGAN,
+                                                 Autoencoder.kind: Autoencoder, Diffusion.kind: Diffusion}
 
 
 def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> GenerativeModel:
@@ -25,5 +28,6 @@ def build_model(kind: str, config: dict[str, Any], *, where: str = "config") -> 
     return cls(config_from_dict(cls.config_class, config, where=where, saved=True))
 
 
-__all__ = ["GAN", "MODEL_KINDS", "SR", "VAE", "CycleGAN", "CycleGANConfig", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig",
-           "Phase", "Pix2Pix", "Pix2PixConfig", "SRConfig", "VAEConfig", "build_model"]
+__all__ = ["GAN", "MODEL_KINDS", "SR", "VAE", "Autoencoder", "AutoencoderConfig", "CycleGAN", "CycleGANConfig", "Diffusion",
+           "DiffusionConfig", "GANConfig", "GenerativeModel", "Judge", "JudgeConfig", "Phase", "Pix2Pix", "Pix2PixConfig", "SRConfig",
+           "VAEConfig", "build_model"]
