@@ -78,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where each finished (k, seed) cell is kept and reused by a run with the same settings")
     parser.add_argument("--quick", action="store_true", help="smoke run: the mini set, k = 10, 2 seeds, a few steps")
     parser.add_argument("--name", default=None)
+    parser.add_argument("--rerender", default=None, metavar="JSON",
+                        help="rewrite the Markdown and the plot of an earlier results file, training nothing")
     args = parser.parse_args(argv)
     if args.quick:
         args.data, args.ks, args.seeds, args.gan_steps, args.vae_steps = "fashion-mnist-mini", [10], 2, 20, 20
@@ -246,6 +248,16 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace, plot_name: str |
         lines += [f"![Test accuracy against labelled images per class](../../docs/images/{plot_name})", ""]
     lines += ["Test accuracy (mean ± std over seeds) of the same small CNN; Δ: the paired difference per seed against "
               f"**{BASELINE}**, mean with its 95% t interval, and wins/losses out of {args.seeds} seeds.", ""]
+    ks = list(summary["results"])
+    lines += ["| arm | " + " | ".join(f"k = {k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+    for arm in summary["results"][ks[0]]:
+        lines.append(f"| {arm} | " + " | ".join(f"{100 * summary['results'][k][arm]['mean']:.2f} ± "
+                                               f"{100 * summary['results'][k][arm]['std']:.2f}" for k in ks) + " |")
+    for kind in GENERATORS:
+        lines.append(f"| CAS: {kind} samples only | " + " | ".join(
+            f"{100 * summary['cas'][k][kind]['mean']:.2f} ± {100 * summary['cas'][k][kind]['std']:.2f}" for k in ks) + " |")
+    lines += ["", "Test accuracy in %, mean ± std over seeds; CAS: the classifier trained on the generator's samples "
+              "alone. Per k below: each arm against real + classic, seed by seed.", ""]
     not_helping = []
     for k, arms in summary["results"].items():
         lines += [f"## k = {k} labelled images per class", "",
@@ -352,8 +364,20 @@ def all_cells(args: argparse.Namespace) -> dict[int, list[dict[str, Any]]]:
     return {k: [done[(k, seed)] for seed in range(args.seeds)] for k in args.ks}
 
 
+def rerender(json_path: str) -> None:
+    """The Markdown and the plot again from a results file (e.g. after a change to the report's wording)."""
+    payload = json.loads(Path(json_path).read_text())
+    results = payload["results"]
+    args = argparse.Namespace(**results["settings"])
+    plot(results, harness.REPOSITORY / "docs" / "images" / f"{args.name}.png")
+    print(harness.rerender(json_path, lambda saved: markdown(saved["results"], args, f"{args.name}.png")))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.rerender:
+        rerender(args.rerender)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     machine = harness.machine_info()

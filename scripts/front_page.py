@@ -2,7 +2,9 @@
 
 docs/index.md links as the site sees it (``guides/vae.md``, ``images/demo_samples.png``,
 ``../benchmarks/results/vae_vs_gan.md``); README.md sits one folder up, so each relative link gains
-``docs/``. ``tests/test_docs.py`` fails when README.md is not this script's output.
+``docs/``. Numbers and tables docs/index.md quotes from results files (``{{ result: ... }}``,
+``{{ table: ... }}``, see docs_hooks.py) are written into README.md as they stand in those files, so GitHub
+shows them too. ``tests/test_docs.py`` fails when README.md is not this script's output.
 
     python scripts/front_page.py            # rewrite README.md
     python scripts/front_page.py --check    # exit 1 if README.md is out of date
@@ -13,6 +15,9 @@ import argparse
 import re
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docs_hooks import expand  # a sibling script, not a package
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE, README = ROOT / "docs" / "index.md", ROOT / "README.md"
@@ -27,9 +32,10 @@ def _rewrite(target: str) -> str:
 
 
 def render(text: str) -> str:
-    """README.md's text for docs/index.md's ``text`` (links outside code blocks rewritten)."""
+    """README.md's text for docs/index.md's ``text`` (outside code blocks: results references expanded, links
+    rewritten)."""
     parts = re.split(r"(```.*?```)", text, flags=re.DOTALL)
-    parts = [part if part.startswith("```") else LINK.sub(lambda m: m["open"] + _rewrite(m["target"]), part)
+    parts = [part if part.startswith("```") else LINK.sub(lambda m: m["open"] + _rewrite(m["target"]), expand(part))
              for part in parts]
     return HEADER + "".join(parts)
 

@@ -117,3 +117,16 @@ def test_a_latent_diffusion_run_resumes_with_its_first_stage(latent_run, autoenc
                  "--resume", "--out", str(copy), *DIFFUSION_TINY]) == 0
     with safe_open(str(copy / STATE_FILE), "pt") as handle:
         assert json.loads(handle.metadata()["genlab"])["step"] == 5
+
+
+def test_the_comparison_report_morphs_a_diffusion_model_along_slerped_noise(latent_run, tiny_npz, tmp_path):
+    """`genlab compare`'s pictures of a diffusion run: samples, and 4 DDIM (η = 0) paths of 10 frames whose ends are
+    the images of the two noises they join."""
+    from genlab.data import load_dataset
+    from genlab.reporting.pictures import write_run_pictures
+
+    model = load(latent_run).set_sampling(steps=2)
+    written = write_run_pictures("ldm", model, load_dataset(str(tiny_npz)), latent_run, tmp_path, seed=0)
+    strip = read_image(written["interpolation"])
+    assert strip.shape[-2:] == (2 * (4 * 30 + 2), 2 * (10 * 30 + 2))  # 4 rows × 10 frames of 28 px, padding 2, scale 2
+    assert (tmp_path / "ldm_samples.png").is_file()

@@ -292,6 +292,25 @@ def test_sampling_is_seeded_in_range_and_follows_the_contract():
     assert model.grid_columns == 3 and Diffusion(DiffusionConfig(**TINY)).grid_columns is None
 
 
+def test_given_noise_is_x_T_and_set_sampling_changes_what_sample_uses():
+    """``noise`` replaces the seeded draw of x_T (so a slerp path of noises gives a DDIM morph); ``set_sampling``
+    changes sample()'s defaults, checked like the config."""
+    torch.manual_seed(0)
+    model = Diffusion(DiffusionConfig(image_shape=(1, 12, 12), num_classes=3, **TINY)).eval()
+    randomize(model.unet)
+    x_T = torch.randn((2, *model.diffusion_shape), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(model.sample_with(2, seed=5, labels=[0, 1]), model.sample_with(2, labels=[0, 1], noise=x_T))
+    with pytest.raises(ConfigError, match=r"noise: expected x_T of shape \(3, 1, 12, 12\)"):
+        model.sample_with(3, noise=x_T)
+    before = model.sample(2, seed=1)
+    model.set_sampling(steps=3, guidance=0.0)
+    assert (model.config.sample_steps, model.config.guidance) == (3, 0.0)
+    assert torch.equal(model.sample(2, seed=1), model.sample_with(2, seed=1, steps=3, guidance=0.0))
+    assert not torch.equal(model.sample(2, seed=1), before)
+    with pytest.raises(ConfigError, match="eta"):
+        model.set_sampling(eta=2.0)
+
+
 @pytest.mark.parametrize(("options", "option"), [
     (dict(timesteps=1), "timesteps"), (dict(schedule="quadratic"), "schedule"), (dict(sampler="euler"), "sampler"),
     (dict(sample_steps=2000), "sample_steps"), (dict(label_dropout=1.0), "label_dropout"), (dict(eta=1.5), "eta"),

@@ -123,6 +123,14 @@ def write_run_pictures(name: str, model: Any, dataset: Dataset, run: Path, folde
         codes = model.encode(dataset.float_images(index).to(model.device)).cpu()
         frames = [model.decode(interpolation_path(codes[2 * i], codes[2 * i + 1], steps).to(model.device)).cpu()
                   for i in range(paths)]
+    elif hasattr(model, "sample_with"):  # diffusion: DDIM with η = 0 from points on a slerp path between two x_T
+        shape = model.diffusion_shape
+        codes = torch.randn(2 * paths, math.prod(shape), generator=generator)
+        frames = []
+        for i in range(paths):
+            labels = [i % model.config.num_classes] * steps if model.config.num_classes else None
+            noise = interpolation_path(codes[2 * i], codes[2 * i + 1], steps).view(steps, *shape)
+            frames.append(model.sample_with(steps, labels=labels, noise=noise, sampler="ddim", eta=0.0).cpu())
     else:  # a GAN: between random z's (a conditional one keeps one class per path)
         codes = torch.randn(2 * paths, model.config.latent_dim, generator=generator)
         frames = []

@@ -260,8 +260,11 @@ class Diffusion(GenerativeModel):
     @torch.no_grad()
     def sample_with(self, n: int, *, seed: int | None = None, labels: Labels | None = None, truncation: float | None = None,
                     steps: int | None = None, guidance: float | None = None, sampler: Sampler | None = None,
-                    eta: float | None = None, progress: bool = False) -> torch.Tensor:
+                    eta: float | None = None, progress: bool = False, noise: torch.Tensor | None = None) -> torch.Tensor:
         """``n`` images in [0, 1], N×C×H×W, denoised from x_T ~ N(0, I) (truncated to [−τ, τ] with ``truncation`` τ).
+
+        ``noise``: x_T itself (n × ``diffusion_shape``) instead of a draw, e.g. points on a slerp path between two
+        draws: with DDIM and η = 0 the images then follow the path (Song et al. 2021, §5.3, interpolation).
 
         ``labels``: one class per image (conditional models; default 0, 1, …, K−1, 0, …). ``seed``: every draw
         (x_T and, for DDPM or η > 0, each step's noise) comes from a CPU generator seeded with it, so a seed gives
@@ -278,7 +281,12 @@ class Diffusion(GenerativeModel):
         check_eta(eta)
         labels = self.resolve_labels(n, labels)
         generator = self.noise_generator(seed)
-        x = truncated_normal((n, *self.diffusion_shape), truncation, generator).to(self.device)
+        if noise is None:
+            x = truncated_normal((n, *self.diffusion_shape), truncation, generator).to(self.device)
+        elif tuple(noise.shape) != (n, *self.diffusion_shape):
+            raise ConfigError(f"noise: expected x_T of shape {(n, *self.diffusion_shape)}, got {tuple(noise.shape)}")
+        else:
+            x = noise.float().to(self.device)
         predictor = guided(self.unet, labels, self.null_label, guidance)
         clip = 1.0 if self.first_stage is None else None  # pixels live in [−1, 1]; latents have no bound
         with eval_mode(self.unet):
