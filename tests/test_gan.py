@@ -3,12 +3,14 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 import genlab
 from genlab.config import config_from_dict, config_to_dict
 from genlab.data.dataset import Dataset
 from genlab.errors import ConfigError
+from genlab.io.checkpoints import STATE_FILE
 from genlab.models.gan.model import GAN, GANConfig, truncated_normal
 from genlab.nn.diffaugment import brightness, cutout, diff_augment, saturation, translation
 
@@ -290,6 +292,14 @@ def test_a_conditional_run_saved_before_label_inputs_loads_as_it_was_trained(tmp
     assert torch.equal(model.sample(4, labels=[1] * 4, seed=3), loaded.sample(4, labels=[1] * 4, seed=3))
     fresh = config_from_dict(GANConfig, {"num_classes": 2})  # a new config, not a saved one: today's default
     assert fresh.label_inputs is True
+    steps = training_step(tmp_path / "run")
+    resumed = genlab.train(loaded, make_blobs(), train_config(tmp_path, epochs=2), resume=True)  # and it resumes
+    assert resumed.config.label_inputs is False and training_step(tmp_path / "run") == 2 * steps
+
+
+def training_step(run) -> int:
+    with safe_open(str(run / STATE_FILE), "pt") as handle:
+        return int(json.loads(handle.metadata()["genlab"])["step"])
 
 
 def test_a_point_gan_trains_on_unlabelled_points(tmp_path):

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genlab.config import TrainConfig, config_to_dict
+from genlab.config import TrainConfig, config_from_dict, config_to_dict
 from genlab.data.dataset import Dataset
 from genlab.errors import CheckpointError, ConfigError, GenlabError
 from genlab.io.checkpoints import CONFIG_FILE, STATE_FILE, read_run_config, write_run_config
@@ -397,7 +397,8 @@ def _check_resumable(run_dir: Path, model: GenerativeModel, dataset: Dataset, co
     if not (run_dir / STATE_FILE).exists():
         raise CheckpointError(f"{run_dir}: nothing to resume ({STATE_FILE} not found); start without --resume")
     saved, where = read_run_config(run_dir), run_dir / CONFIG_FILE
-    if saved["model"] != {"kind": model.kind, "config": config_to_dict(model.config)}:
+    if saved["model"].get("kind") != model.kind or config_to_dict(model.config) != config_to_dict(  # fields added since: as saved
+            config_from_dict(type(model.config), saved["model"].get("config", {}), where=str(where), saved=True)):
         raise CheckpointError(f"{where}: the run was trained with a different model config; resume with the same model")
     data, given = saved.get("dataset", {}), dataset.info()
     for key in ("image_shape", "num_images", "classes"):
