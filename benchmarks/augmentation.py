@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="cells trained at a time, each in its own process of one thread")
     parser.add_argument("--cells-dir", default="runs/augmentation-cells",
                         help="where each finished (k, seed) cell is kept and reused by a run with the same settings")
+    parser.add_argument("--available", action="store_true",
+                        help="report the cells already in --cells-dir (each k with the seeds it has), training nothing")
     parser.add_argument("--quick", action="store_true", help="smoke run: the mini set, k = 10, 2 seeds, a few steps")
     parser.add_argument("--name", default=None)
     parser.add_argument("--rerender", default=None, metavar="JSON",
@@ -241,13 +243,20 @@ def summarize(cells: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
     return {"results": results, "cas": cas, "paired": comparisons, "best_generator": best}
 
 
+def seeds_text(summary: dict[str, Any]) -> str:
+    """"k = 10: 3 seeds (0…2), ..." from the summary's per-arm seed lists."""
+    counts = {k: len(next(iter(arms.values()))["seeds"]) for k, arms in summary["results"].items()}
+    return ", ".join(f"k = {k}: {n} seed{'s' if n > 1 else ''} (0…{n - 1})" for k, n in counts.items())
+
+
 def markdown(summary: dict[str, Any], args: argparse.Namespace, plot_name: str | None) -> str:
     quick = " (QUICK SMOKE RUN: not a measurement)" if args.quick else ""
     lines = [f"# Data augmentation by synthesis on label-scarce {args.data}{quick}", ""]
     if plot_name:
         lines += [f"![Test accuracy against labelled images per class](../../docs/images/{plot_name})", ""]
     lines += ["Test accuracy (mean ± std over seeds) of the same small CNN; Δ: the paired difference per seed against "
-              f"**{BASELINE}**, mean with its 95% t interval, and wins/losses out of {args.seeds} seeds.", ""]
+              f"**{BASELINE}**, mean with its 95% t interval, and wins/losses out of the seeds of that k "
+              f"({seeds_text(summary)}).", ""]
     ks = list(summary["results"])
     lines += ["| arm | " + " | ".join(f"k = {k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
     for arm in summary["results"][ks[0]]:
@@ -284,7 +293,7 @@ def markdown(summary: dict[str, Any], args: argparse.Namespace, plot_name: str |
               "## Protocol", "", *[paragraph.replace("\n", " ") + "\n" for paragraph in __doc__.split("\n\n")[2:4]],
               f"Settings: GAN {args.gan_steps} steps, VAE {args.vae_steps} steps; classifier: Adam 1e-3, batch 64, "
               f"at most {args.max_steps} steps, validation every {args.eval_every} steps, patience {args.patience}; "
-              f"ratios {', '.join(f'{r:g}' for r in args.ratios)}; seeds 0…{args.seeds - 1}; {args.jobs} cell(s) at a time"
+              f"ratios {', '.join(f'{r:g}' for r in args.ratios)}; seeds: {seeds_text(summary)}; {args.jobs} cell(s) at a time"
               f"{', each in a process of one torch thread' if args.jobs > 1 else ''}. No arm uses the "
               "training images outside the k labelled ones (no semi-supervised arm was run)."]
     return "\n".join(lines)
@@ -352,14 +361,20 @@ def _cell_in_worker(args: argparse.Namespace, k: int, seed: int) -> dict[str, An
 
 
 def all_cells(args: argparse.Namespace) -> dict[int, list[dict[str, Any]]]:
-    """Every (k, seed) cell; with --jobs > 1, in a pool of spawned processes, the costliest (largest k) first."""
+    """Every (k, seed) cell; with --jobs > 1, in a pool of spawned processes, seed by seed (so a run cut short
+    leaves every k with about as many seeds), the costliest (largest k) first within a seed. ``--available``:
+    only the cells already in --cells-dir, training nothing (each k keeps the seeds it has; a k with none is left out)."""
     order = [(k, seed) for k in args.ks for seed in range(args.seeds)]
+    if args.available:
+        found = {key: json.loads(cell_path(args, *key).read_text()) for key in order if cell_path(args, *key).is_file()}
+        cells = {k: [found[(k, seed)] for seed in range(args.seeds) if (k, seed) in found] for k in args.ks}
+        return {k: runs for k, runs in cells.items() if runs}
     if args.jobs == 1:
         done = {key: cached_cell(args, *key) for key in order}
     else:
         context = multiprocessing.get_context("spawn")  # no forked OpenMP state
         with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            futures = {key: pool.submit(_cell_in_worker, args, *key) for key in sorted(order, key=lambda key: -key[0])}
+            futures = {key: pool.submit(_cell_in_worker, args, *key) for key in sorted(order, key=lambda key: (key[1], -key[0]))}
             done = {key: futures[key].result() for key in order}
     return {k: [done[(k, seed)] for seed in range(args.seeds)] for k in args.ks}
 
