@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import math
 import multiprocessing
@@ -50,6 +51,7 @@ from genlab.metrics import frechet_distance, psnr, sharpness, ssim
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
 from genlab.models.diffusion import Diffusion, DiffusionConfig
 from genlab.models.judge import load_judge
+from genlab.nn.modes import eval_mode
 from genlab.training import Callback
 
 FAMILIES = ("VAE", "cGAN", "latent diffusion", "pixel diffusion")
@@ -104,15 +106,8 @@ class LossesAndFID(Callback):
         if run.elapsed() < self.every * (len(self.points) + 1):
             return
         paused = time.perf_counter()
-        model = run.model
-        state = run.ema.state_dict(model) if run.ema is not None else None
-        backup = {key: value.clone() for key, value in model.state_dict().items()} if state else None
-        if state:
-            model.load_state_dict(state)
-        images = model.eval().sample(self.samples, seed=777, labels=torch.arange(self.samples) % 10)
-        model.train()
-        if backup:
-            model.load_state_dict(backup)
+        with run.ema.applied(run.model) if run.ema is not None else contextlib.nullcontext(), eval_mode(run.model):
+            images = run.model.sample(self.samples, seed=777, labels=torch.arange(self.samples) % 10)
         point = {"seconds": run.elapsed(), "step": run.step, "fid": frechet_distance(self.judge.features(images), self.real)}
         for key in ("G/loss", "D/loss", "D/real_prob", "D/fake_prob"):
             values = [row[key] for row in self.rows if key in row]

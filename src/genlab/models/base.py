@@ -61,6 +61,21 @@ def inference(method: Method) -> Method:
     return wrapper  # type: ignore[return-value]
 
 
+def class_indices(labels: Labels, n: int, num_classes: int, *, per: str = "image") -> torch.Tensor:
+    """``labels`` given for ``n`` images of a model with ``num_classes`` classes as an int64 CPU tensor (N,), or a
+    one-line ConfigError: a single number, the wrong count, or a class outside 0..K−1. What a model does when it
+    gets no labels at all (cycle the classes, refuse) is its own policy, decided before this is called."""
+    if isinstance(labels, int) or (torch.is_tensor(labels) and labels.dim() == 0):
+        raise ConfigError(f"labels must be a list or tensor of {n} class indices, got the single value {labels!r}")
+    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+    if labels.numel() != n:
+        raise ConfigError(f"labels must hold one class per {per} ({n}), got {labels.numel()}")
+    if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        raise ConfigError(f"labels must be in 0..{num_classes - 1} (num_classes={num_classes}), "
+                          f"got {labels.min().item()}..{labels.max().item()}")
+    return labels
+
+
 def image_batch(images: Any, channels: int, *, verb: str, mismatch: str, kind: str = "images") -> torch.Tensor:
     """A user's images for an image-to-image model (N×C×H×W or C×H×W, float in [0, 1] or uint8) as float
     N×C×H×W, or a one-line ConfigError naming ``verb`` ("upscale expects low-res images N×C×H×W ...") and,

@@ -34,7 +34,7 @@ from genlab.config import (
     documented,
 )
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
+from genlab.models.base import GenerativeModel, Labels, Phase, adam, class_indices, inference, truncated_normal
 from genlab.nn import ConvDecoder, ConvEncoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -182,14 +182,7 @@ class VAE(GenerativeModel):
             if cycle:
                 return torch.arange(n, device=self.device) % k
             raise ConfigError(f"this VAE is class-conditional (num_classes={k}): pass labels, one class index per image")
-        if isinstance(labels, int) or (torch.is_tensor(labels) and labels.dim() == 0):
-            raise ConfigError(f"labels must be a list or tensor of {n} class indices, got the single value {labels!r}")
-        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
-        if labels.numel() != n:
-            raise ConfigError(f"labels must hold one class per image ({n}), got {labels.numel()}")
-        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < k:
-            raise ConfigError(f"labels must be in 0..{k - 1} (num_classes={k}), got {labels.min().item()}..{labels.max().item()}")
-        return labels.to(self.device)
+        return class_indices(labels, n, k).to(self.device)
 
     def _with_labels(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """``h`` (N×D) with the one-hot labels appended (N×(D+K)); ``h`` itself when unconditional."""

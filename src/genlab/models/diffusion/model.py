@@ -40,7 +40,7 @@ from genlab.config import (
 )
 from genlab.errors import ConfigError
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
-from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
+from genlab.models.base import GenerativeModel, Labels, Phase, adam, class_indices, inference, truncated_normal
 from genlab.models.diffusion.sampling import ddim_sample, ddpm_sample, guided
 from genlab.models.diffusion.schedule import NoiseSchedule, ScheduleKind
 from genlab.models.diffusion.unet import UNet, unet_weight_count
@@ -221,14 +221,7 @@ class Diffusion(GenerativeModel):
             return None
         if labels is None:
             return torch.arange(n, device=self.device) % k
-        if isinstance(labels, int) or (torch.is_tensor(labels) and labels.dim() == 0):
-            raise ConfigError(f"labels must be a list or tensor of {n} class indices, got the single value {labels!r}")
-        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
-        if labels.numel() != n:
-            raise ConfigError(f"labels must hold one class per image ({n}), got {labels.numel()}")
-        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < k:
-            raise ConfigError(f"labels must be in 0..{k - 1} (num_classes={k}), got {labels.min().item()}..{labels.max().item()}")
-        return labels.to(self.device)
+        return class_indices(labels, n, k).to(self.device)
 
     def drop_labels(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``labels`` with each replaced by ∅ with probability ``label_dropout`` (Ho & Salimans 2022, Algorithm 1).

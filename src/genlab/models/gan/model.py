@@ -31,7 +31,7 @@ from genlab.config import (
     documented,
 )
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModel, Labels, Phase, adam, inference, truncated_normal
+from genlab.models.base import GenerativeModel, Labels, Phase, adam, class_indices, inference, truncated_normal
 from genlab.models.gan.losses import GAN_LOSSES, contest_stats, gradient_penalty, r1_penalty
 from genlab.models.gan.nets import (
     DCGAN_RESOLUTIONS,
@@ -227,14 +227,7 @@ class GAN(GenerativeModel):
             return None
         if labels is None:
             return torch.arange(n, device=self.device) % k
-        if isinstance(labels, int) or (torch.is_tensor(labels) and labels.dim() == 0):
-            raise ConfigError(f"labels must be a list or tensor of {n} class indices, got the single value {labels!r}")
-        labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
-        if labels.numel() != n:
-            raise ConfigError(f"labels must hold one class per sample ({n}), got {labels.numel()}")
-        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < k:
-            raise ConfigError(f"labels must be in 0..{k - 1} (num_classes={k}), got {labels.min().item()}..{labels.max().item()}")
-        return labels.to(self.device)
+        return class_indices(labels, n, k, per="sample").to(self.device)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """DiffAugment on what D sees, real and fake alike (identity when the policy is "")."""
