@@ -237,8 +237,8 @@ class SampleGrids(Callback):
             model.train()
         write_sample_picture(samples, run.run_dir / "samples" / f"epoch_{epoch:03d}", run.dataset.name, nrow=columns)
         ratio = self.alarm.ratio(samples)
-        # An EMA averages over ~1/(1 − decay) steps: before three of those its weights still hold much of the
-        # initialisation, whose samples all look alike, so a low ratio then says nothing about collapse.
+        # An EMA averages over up to ~1/(1 − decay) steps: before three of those it still blends in the first
+        # steps' weights, whose samples all look alike, so a low ratio then says nothing about collapse.
         young_ema = run.ema is not None and run.step < 3.0 / (1.0 - run.ema.decay)
         if ratio.item() < self.alarm.threshold and not young_ema:
             tqdm.write(f"epoch {epoch}: possible mode collapse: samples are {ratio.item():.2f}× as diverse as the data "

@@ -39,7 +39,7 @@ from genlab.runs import write_config, writer_lock
 from genlab.training.callbacks import Callback, CallbackList, built_in_callbacks
 from genlab.training.distributed import SINGLE, Distributed
 from genlab.training.distributed import setup as setup_distributed
-from genlab.training.ema import EMA, warn_if_it_outlasts_the_run
+from genlab.training.ema import EMA
 from genlab.training.monitor import RunningMeans, gradient_norm, parameters_finite
 from genlab.training.precision import Precision, choose_precision, fp32_outputs
 from genlab.training.sampler import BatchSampler
@@ -130,8 +130,6 @@ def _train(model: GenerativeModel, dataset: Dataset, config: TrainConfig, resume
     phases = _checked_phases(model, optimizers)
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
     sampler = BatchSampler(len(dataset), config.batch_size, config.seed, device, dist.rank, dist.world_size)
-    if ema is not None and dist.is_main:  # at most this many steps: GAN phases may draw several batches a step
-        warn_if_it_outlasts_the_run(ema.decay, config.epochs * sampler.batches_per_epoch)
     run = TrainingRun(model, dataset, config, Path(config.out_dir), dist, device, optimizers, ema, sampler,
                       LRSchedule(config, optimizers, sampler), resumed=resume)
     if resume:
@@ -171,7 +169,7 @@ def _train(model: GenerativeModel, dataset: Dataset, config: TrainConfig, resume
             run_step(parts, run.step)
             run.step += 1
             if ema is not None:
-                ema.update(model)
+                ema.update(model, run.step)
             # Ranks must agree on when to stop (signals and the clock reach them at different steps).
             run.stop_requested, terminated, time_up = dist.any_rank(stop.requested, stop.terminated, run.out_of_time())
             callbacks.on_step_end(run)
