@@ -76,6 +76,7 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
     (r"\bsteps=(10|25)\b", "steps=2", "Python diffusion sampling: 2 DDIM steps, not 10-25"),
     (r"^(genlab sample .*?)--steps \d+", r"\1--steps 2", "diffusion sampling: 2 DDIM steps, not 50"),
     (r"\bmax_per_class=500\b", "max_per_class=16", "Python edit directions from 16 images a class"),
+    (r"^python examples/", f"python {ROOT}/examples/", "the examples run from the repository, the commands from a sandbox"),
 ]
 SKIP = re.compile(r"^<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->\s*$")
 EXIT = re.compile(r"^<!--\s*docs-test:\s*exit\s+(?P<code>\d+)\s*-->\s*$")

@@ -20,6 +20,7 @@ from genlab.cli import (
     demo,
     edit,
     evaluate,
+    export,
     inpaint,
     interpolate,
     judge,
@@ -33,8 +34,8 @@ from genlab.cli.options import HelpFormatter, subparser
 from genlab.errors import GenlabError
 from genlab.training.distributed import group_is_broken
 
-COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, translate, augment, evaluate, compare, judge, data,
-            demo]
+COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, translate, augment, evaluate, compare, export, judge,
+            data, demo]
 
 EXAMPLES = """examples:
   genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
@@ -65,6 +66,7 @@ EXAMPLES = """examples:
   genlab translate runs/p2p -o p2p.png                              # input | output | target, from the run's test data
   genlab translate runs/cyc shoe.png --direction a2b -o boot.png    # your own images; b2a goes back
   genlab augment runs/cgan --n-per-class 100 -o synth.npz          # a labelled synthetic dataset (conditional runs)
+  genlab export runs/cgan -o cgan.onnx                             # the generator for onnxruntime (examples/onnx_sample.py)
 """
 
 
