@@ -368,7 +368,9 @@ def test_missing_files_error_lists_places_and_urls(tmp_path, monkeypatch):
 def test_list_datasets(monkeypatch):
     monkeypatch.setattr(sources, "SYSTEM_DIRS", ())
     infos = {info["name"]: info for info in list_datasets()}
-    assert set(infos) == {"fashion-mnist", "mnist", "cifar10", "fashion-mnist-mini", "ring8", "grid25"}
+    assert set(infos) == {"fashion-mnist", "mnist", "cifar10", "fashion-mnist-mini", "ring8", "grid25", "emoji-twitter",
+                          "emoji-google", "photos"}
+    assert infos["emoji-twitter"]["image_shape"] == [3, 64, 64] and infos["emoji-twitter"]["num_classes"] == 9
     assert infos["ring8"]["image_shape"] == [2] and infos["grid25"]["num_classes"] == 25
     assert infos["cifar10"]["image_shape"] == [3, 32, 32] and infos["cifar10"]["num_classes"] == 10
     assert infos["mnist"]["location"] == "not present (will download)"

@@ -12,8 +12,10 @@ import torch.nn.functional as F
 
 from genlab.data.cifar import CIFAR10_CLASSES, load_cifar10
 from genlab.data.dataset import Dataset
+from genlab.data.emoji import EMOJI_CLASSES, PACKAGES, load_emoji, npz_name
 from genlab.data.files import load_folder, load_npz
 from genlab.data.idx import read_idx
+from genlab.data.photos import load_photo_patches
 from genlab.data.sources import fetch, find_local, mirror_bases
 from genlab.data.toys import TOYS, make_toy
 from genlab.errors import DataError
@@ -42,6 +44,7 @@ class NamedDataset:
     mirrors: tuple[str, ...] = ()  # base URLs, tried in order
     hint: str = ""  # another way to get the files, for the not-found error
     generated: bool = False  # made by code on each load (the 2-D toys): no files at all
+    made_by: str = ""  # the command that makes its files (`genlab data get NAME`): load_dataset never downloads them
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -71,6 +74,14 @@ def _read_bundled(spec: NamedDataset, split: str, paths: list[Path]) -> Dataset:
         raise DataError(f"{path}: bundled file missing, expected it installed with genlab (reinstall the package)")
     dataset = load_npz(path)
     return Dataset(dataset.images, dataset.labels, dataset.classes, spec.name)
+
+
+def _read_emoji(spec: NamedDataset, split: str, paths: list[Path]) -> Dataset:
+    return load_emoji(spec.name, split)  # a one-line "run `genlab data get NAME`" error if not fetched yet
+
+
+def _read_photos(spec: NamedDataset, split: str, paths: list[Path]) -> Dataset:
+    return load_photo_patches(split, count=spec.num_images[split], size=spec.image_shape[1])
 
 
 TOY_SEEDS = {"train": 0, "test": 1}  # fixed, so every load of a split gives the same points
@@ -159,6 +170,30 @@ DATASETS: dict[str, NamedDataset] = {
             num_images={"train": 6000, "test": 1000},
             read=_read_bundled,
             files={"train": (), "test": ()},
+        ),
+        *(
+            NamedDataset(
+                name=name,
+                description=f"{package.style.capitalize()}-style emoji, RGB 64×64 on white, 9 categories ({package.package})",
+                image_shape=(3, 64, 64),
+                classes=EMOJI_CLASSES,
+                num_images=dict(package.num_images),
+                read=_read_emoji,
+                files={"train": (), "test": ()},
+                made_by=f"genlab data get {name}",
+            )
+            for name, package in PACKAGES.items()
+        ),
+        NamedDataset(
+            name="photos",
+            description="random 96×96 patches of the colour photos bundled in scikit-image and scikit-learn; test: patches "
+                        "of 4 held-out photos (pip install 'genlab[photos]')",
+            image_shape=(3, 96, 96),
+            classes=(),
+            num_images={"train": 4000, "test": 400},
+            read=_read_photos,
+            files={"train": (), "test": ()},
+            generated=True,
         ),
         *(
             NamedDataset(
@@ -283,6 +318,10 @@ def _location(spec: NamedDataset) -> str:
     """Where the files are: a folder list, 'bundled ...', 'generated ...' or 'not present (will download)'."""
     if spec.generated:
         return "generated (no files: drawn with a fixed seed on each load)"
+    if spec.made_by:
+        found = [find_local(spec.name, npz_name(spec.name, split)) for split in spec.splits]
+        folders = ", ".join(dict.fromkeys(str(path.parent) for path in found if path is not None))
+        return folders if all(found) else f"not present (run `{spec.made_by}`)"
     files = _unique_files(spec)
     if not files:
         return f"bundled with genlab ({BUNDLED_DIR})"
