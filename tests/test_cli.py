@@ -469,7 +469,7 @@ def test_generated_options_keep_the_old_names_types_and_defaults(capsys):
     assert (vae.batch_size, vae.lr, vae.epochs, vae.latent_dim, vae.max_steps) == (128, 1e-3, 10, 16, None)
     gan = parse(["train", "gan", "--out", "r", "--betas", "0.0,0.99", "--loss", "wgan-gp", "--spectral-norm"])
     assert (gan.betas, gan.loss, gan.spectral_norm, gan.batch_size, gan.latent_dim, gan.lr_g) == (
-        (0.0, 0.99), "wgan-gp", True, 64, None, 4e-4)
+        (0.0, 0.99), "wgan-gp", True, 64, None, None)  # lr_g: chosen by the architecture
     assert not hasattr(gan, "lr")  # GANs train with --lr-g and --lr-d
     sr = parse(["train", "sr", "--out", "r", "--no-residual", "--variant", "srgan"])
     assert (sr.residual, sr.lr, sr.scale, sr.batch_size) == (False, None, 4, 64)  # lr: chosen by the variant

@@ -153,7 +153,8 @@ def _argument(annotation: Any, default: Any, name: str) -> dict[str, Any]:
         if item not in (int, float) or not (variable or all(each is item for each in items)):
             raise TypeError(f"{name}: no command-line option for the type {annotation}")
         count = None if variable else len(items)
-        example = ",".join(map(str, default)) if isinstance(default, tuple) else "32,64"
+        example = (",".join(map(str, default)) if isinstance(default, tuple)
+                   else ",".join(["0.5", "0.999"][:count]) if item is float and count else "32,64")
         metavar = METAVARS.get(name) or ("W,W" if variable else ",".join(["X"] * count))
         return {"type": comma_separated(item, count, example), "metavar": metavar}
     if annotation in SIMPLE_METAVARS:

@@ -48,6 +48,7 @@ NOT_OPTIONS = {
     "scale_factor": "the --first-stage run's latents of the data (1/std)",
 }
 TRAIN_FLAGS = {"out_dir": ["-o", "--out"], "ema_decay": ["--ema", "--ema-decay"]}
+MODEL_FLAGS = {"gan": {"architecture": ["--architecture", "--arch"]}}
 # GANs train with lr_g and lr_d: TrainConfig.lr would be an option that does nothing.
 TRAIN_SKIP = {"gan": ("lr",), "pix2pix": ("lr",), "cyclegan": ("lr",)}
 # GAN, encoder and SR runs are measured and documented at batch 64 (DCGAN's recipe; see GANConfig and
@@ -70,7 +71,8 @@ CONDITIONAL_HELP = {
 }
 KINDS = {
     "vae": (VAEConfig, "a convolutional variational autoencoder, optionally class-conditional"),
-    "gan": (GANConfig, "a DCGAN (images) or MLP GAN (2-D points), optionally class-conditional"),
+    "gan": (GANConfig, "a DCGAN, style-based (--arch style) or BigGAN-style (--arch big) GAN for images, or an MLP GAN "
+                       "for 2-D points; optionally class-conditional"),
     "encoder": (GANEncoderConfig, "a learned inverse (image → z) for a trained GAN's frozen generator"),
     "sr": (SRConfig, "super-resolution: SRResNet or SRGAN, trained on any image data (low-res made by box downsampling)"),
     "pix2pix": (Pix2PixConfig, "paired image-to-image translation (U-Net + PatchGAN), on pairs made by --task or your own"),
@@ -111,12 +113,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         model = parser.add_argument_group("model")
         if kind in CONDITIONAL_HELP:
             model.add_argument("--conditional", action="store_true", help=CONDITIONAL_HELP[kind])
-        add_config_options(model, config_class, skip=NOT_OPTIONS, required=("domain_a", "domain_b"))
+        add_config_options(model, config_class, skip=NOT_OPTIONS, required=("domain_a", "domain_b"), flags=MODEL_FLAGS.get(kind))
         training = parser.add_argument_group("training")
         defaults, helps = {"batch_size": BATCH_SIZES[kind], **TRAIN_DEFAULTS.get(kind, {})}, {}
         if kind == "sr":  # SR's rate depends on the variant: set in _build_sr when not given
             defaults["lr"] = None
-            helps["lr"] = "G's Adam learning rate (default: 1e-3 for srresnet, 1e-4 for srgan)"
+            helps["lr"] = "G's Adam learning rate (default: 1e-3 for srresnet and rrdb, 1e-4 for srgan and esrgan)"
             model.add_argument("--init-from", default=None, metavar="RUN",
                                help="start G from this SR run's generator (e.g. SRGAN from an SRResNet)")
         added = add_config_options(training, TrainConfig, skip=TRAIN_SKIP.get(kind, ()), flags=TRAIN_FLAGS, defaults=defaults,
@@ -250,7 +252,7 @@ def _build_gan(args: argparse.Namespace, dataset: Dataset):
 def _build_sr(args: argparse.Namespace, dataset: Dataset):
     model = genlab.SR(SRConfig(image_shape=dataset.image_shape, **config_values(SRConfig, args, NOT_OPTIONS)))
     if args.lr is None:  # Ledig et al. train SRGAN at 1e-4; measured here (150 steps from an SRResNet): FID 155 against 212 at 1e-3
-        args.lr = 1e-4 if args.variant == "srgan" else 1e-3
+        args.lr = 1e-4 if args.variant in ("srgan", "esrgan") else 1e-3
     if args.init_from and not args.resume:  # on --resume the checkpoint's weights win anyway
         model.copy_generator_from(genlab.load(args.init_from), where=args.init_from)
     return model

@@ -116,3 +116,27 @@ def r1_penalty(critic: Critic, real: torch.Tensor, gamma: float) -> torch.Tensor
     do actually Converge?", Eq. 9): penalises D's slope on the data manifold."""
     grad = input_gradients(critic, real)
     return 0.5 * gamma * grad.pow(2).sum(1).mean()
+
+
+# ----- orthogonal regularisation: Brock et al. 2019 (BigGAN), §3.1, Eq. 3 -----
+def orthogonal_regularization(weights: list[torch.Tensor], beta: float) -> torch.Tensor:
+    """R_β(W) = β‖WᵀW ⊙ (1 − I)‖²_F summed over ``weights`` (BigGAN Eq. 3), each taken as a matrix whose columns
+    are its filters (out × in·k·k, transposed): it pushes the filters towards orthogonality without constraining
+    their norms (the diagonal is left out, unlike Eq. 2's ‖WᵀW − I‖²_F)."""
+    total = weights[0].new_zeros(()) if weights else torch.zeros(())
+    for weight in weights:
+        filters = weight.reshape(weight.shape[0], -1)  # row j = filter j, so filters·filtersᵀ is Eq. 3's WᵀW
+        gram = filters @ filters.T
+        total = total + (gram * (1.0 - torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype))).pow(2).sum()
+    return beta * total
+
+
+def regularized_weights(module: torch.nn.Module, skip: tuple[torch.nn.Module | None, ...] = ()) -> list[torch.Tensor]:
+    """The weights orthogonal regularisation applies to: every conv and linear layer's (the raw weight under a
+    spectral-norm parametrisation, as BigGAN's code does), not embeddings nor the modules in ``skip``."""
+    weights = []
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and not any(m is s for s in skip):
+            parametrized = getattr(m, "parametrizations", None)
+            weights.append(parametrized.weight.original if parametrized is not None and "weight" in parametrized else m.weight)
+    return weights
