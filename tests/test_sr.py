@@ -76,7 +76,7 @@ def test_untrained_residual_model_is_bicubic():
     (dict(image_shape=(1, 30, 30), scale=4), "multiples of scale 4"),
     (dict(image_shape=(1, 28, 27), scale=2), "multiples of scale 2"),
     (dict(image_shape=(2, 28, 28)), "1 or 3 channels"),
-    (dict(variant="esrgan"), "variant"),
+    (dict(variant="edsr"), "variant"),
     (dict(adversarial_weight=-1.0), "adversarial_weight"),
 ])
 def test_bad_config_is_a_clear_error(overrides, message):

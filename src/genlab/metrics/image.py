@@ -134,6 +134,66 @@ def _symmetric(size: int, radius: int, device: torch.device) -> torch.Tensor:
     return torch.where(position < size, position, 2 * size - 1 - position)
 
 
+# ------------------------------------------------------------------------------------------- the SR protocol
+
+# ITU-R BT.601 luma for RGB in [0, 1], as the SR papers compute it (MATLAB's rgb2ycbcr, which SRCNN, SRGAN and
+# ESRGAN's evaluation code use): Y = 16 + 65.481 R + 128.553 G + 24.966 B, in [16, 235] on the 0-255 scale.
+_BT601_Y = (65.481, 128.553, 24.966)
+
+
+def luma_bt601(images: torch.Tensor) -> torch.Tensor:
+    """The Y channel of YCbCr (ITU-R BT.601, "studio swing") of RGB images in [0, 1], divided by 255 so that it
+    lies in [16/255, 235/255]: N×1×H×W float64. A 1-channel image is taken as its own luma (returned as is)."""
+    images = _check_images(images, "images", "luma_bt601", min_size=1)
+    if images.shape[1] == 1:
+        return images
+    if images.shape[1] != 3:
+        raise ConfigError(f"luma_bt601: images must have 1 or 3 channels, got {images.shape[1]}")
+    weights = torch.tensor(_BT601_Y, dtype=torch.float64, device=images.device).view(1, 3, 1, 1)
+    return (16.0 + (images * weights).sum(dim=1, keepdim=True)) / 255.0
+
+
+def _shave(images: torch.Tensor, border: int, fn: str) -> torch.Tensor:
+    if isinstance(border, bool) or not isinstance(border, int) or border < 0:
+        raise ConfigError(f"{fn}: border must be a whole number of pixels >= 0, got {border!r}")
+    if border == 0:
+        return images
+    if min(images.shape[2:]) <= 2 * border:
+        raise ConfigError(f"{fn}: a border of {border} leaves nothing of {images.shape[2]}×{images.shape[3]} images")
+    return images[:, :, border:-border, border:-border]
+
+
+def psnr_y(a: torch.Tensor, b: torch.Tensor, *, border: int = 0) -> torch.Tensor:
+    """PSNR (dB) on the BT.601 Y channel (``luma_bt601``) with ``border`` pixels cropped from every side: the
+    SR papers' protocol (border = the scale factor; e.g. Ledig et al. 2017 §3.2, Wang et al. 2018 §4.1).
+    Data range 1 on Y/255, i.e. 255 on the usual 0-255 Y. Returns a float64 tensor (N,)."""
+    a, b = _check_pair(a, b, "psnr_y", min_size=1)
+    return psnr(_shave(luma_bt601(a), border, "psnr_y"), _shave(luma_bt601(b), border, "psnr_y"))
+
+
+def ssim_y(a: torch.Tensor, b: torch.Tensor, *, border: int = 0) -> torch.Tensor:
+    """SSIM (``ssim``: Wang et al. 2004, 11×11 Gaussian window, σ = 1.5) on the BT.601 Y channel with
+    ``border`` pixels cropped from every side, as ``psnr_y``. Returns a float64 tensor (N,)."""
+    a, b = _check_pair(a, b, "ssim_y", min_size=1)
+    return ssim(_shave(luma_bt601(a), border, "ssim_y"), _shave(luma_bt601(b), border, "ssim_y"))
+
+
+def lr_consistency(upscaled: torch.Tensor, low_res: torch.Tensor) -> torch.Tensor:
+    """How well an upscaled image agrees with its input: PSNR (dB, all channels) between the antialiased
+    bicubic downsampling of ``upscaled`` (Keys a = −0.5, like MATLAB's imresize) and ``low_res``. The
+    "LR-PSNR" of the perception-distortion literature (e.g. Lugmayr et al. 2020, NTIRE learning the SR
+    space): a sharp output that invents detail should still shrink back to what it was given. The scale
+    is the size ratio, a whole number on both axes. Returns a float64 tensor (N,)."""
+    upscaled = _check_images(upscaled, "upscaled", "lr_consistency", min_size=1)
+    low_res = _check_images(low_res, "low_res", "lr_consistency", min_size=1)
+    (n, c, h, w), (n2, c2, lh, lw) = upscaled.shape, low_res.shape
+    if (n, c) != (n2, c2) or h % lh or w % lw or h // lh != w // lw:
+        raise ConfigError(f"lr_consistency: upscaled {tuple(upscaled.shape)} is not a whole multiple of low_res "
+                          f"{tuple(low_res.shape)} on both axes")
+    down = F.interpolate(upscaled, size=(lh, lw), mode="bicubic", antialias=True, align_corners=False)
+    return psnr(down.clamp(0.0, 1.0), low_res)
+
+
 # ------------------------------------------------------------------------------------------- latent paths
 
 

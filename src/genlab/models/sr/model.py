@@ -12,12 +12,19 @@ an SR model through the one training loop, with no paired dataset.
   judge's feature space (the VGG loss of Eq. 5, genlab's judge standing in for VGG19), plus
   ``pixel_weight`` × MSE (Eq. 4), plus ``adversarial_weight`` (the paper's 10⁻³) × the
   non-saturating −log D(G(x_LR)) of Eq. 6.
+- ``variant="rrdb"``: ESRGAN's generator (Wang et al. 2018, ``esrgan.py``: residual-in-residual dense
+  blocks, no batch norm) trained with pixel L1, ESRGAN's "PSNR-oriented model" (§4.1). One phase.
+- ``variant="esrgan"``: the RRDB generator, usually started from an rrdb run (``copy_generator_from``),
+  against a relativistic average D (Wang et al. Eq. 1-2); G minimises Eq. 3: L_percep (random-feature
+  maps before the activation, §3.3) + ``ra_weight`` λ·L_G^Ra + ``l1_weight`` η·L1. It keeps a frozen copy
+  of the generator it started from, so ``interpolated(alpha)`` gives the paper's network interpolation
+  (§3.4) from one run.
 
-Equation numbers are those of the arXiv v5 / CVPR version.
+Equation numbers are those of the arXiv v5 / CVPR version (Ledig) and arXiv:1809.00219 v2 (Wang).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -40,10 +47,29 @@ from genlab.models.base import GenerativeModel, Labels, Phase, adam, image_batch
 from genlab.models.gan.losses import contest_stats, minimax_d_loss, ns_g_loss
 from genlab.models.gan.model import frozen
 from genlab.models.judge import resolve_judge
-from genlab.models.sr.nets import SCALES, Discriminator, SRResNet, downsample, judge_feature_map, upsample_bicubic
+from genlab.models.sr.esrgan import (
+    RandomFeatures,
+    RRDBNet,
+    interpolate_state,
+    perceptual_loss,
+    relativistic_d_loss,
+    relativistic_g_loss,
+)
+from genlab.models.sr.nets import (
+    SCALES,
+    Discriminator,
+    SRResNet,
+    downsample,
+    downsample_bicubic,
+    judge_feature_map,
+    upsample_bicubic,
+)
 from genlab.nn.modes import eval_mode
 
-Variant = Literal["srresnet", "srgan"]
+Variant = Literal["srresnet", "srgan", "rrdb", "esrgan"]
+Downsampling = Literal["box", "bicubic"]
+RRDB_VARIANTS = ("rrdb", "esrgan")  # the ESRGAN generator; the others use SRResNet
+GAN_VARIANTS = ("srgan", "esrgan")  # with a discriminator
 
 
 @dataclass
@@ -59,13 +85,24 @@ class SRConfig:
     image_shape: tuple[int, int, int] = documented((1, 28, 28), "(C, H, W) of the high-res images; H and W multiples of scale")
     scale: int = documented(4, "upscaling factor, 2 or 4 (one or two ×2 sub-pixel stages)")
     variant: Variant = documented("srresnet", "srresnet: pixel MSE (highest PSNR); srgan: judge-feature content loss "
-                                              "+ adversarial (sharper)")
+                                              "+ adversarial (sharper); rrdb: ESRGAN's generator, pixel L1; esrgan: "
+                                              "rrdb + relativistic D + perceptual loss (start it from an rrdb run)")
+    # Box is the simple sensor model genlab's garment runs used; the SR papers' benchmarks use bicubic.
+    downsampling: Downsampling = documented("box", "how training makes low-res inputs: box (block mean) or bicubic "
+                                                   "(antialiased, like MATLAB imresize: the SR papers' protocol)")
     # 64 in Ledig et al.; 32 is 3.4× cheaper per step on CPU and learns faster per second.
     channels: int = documented(32, "feature maps in G")
     blocks: int = documented(8, "residual blocks in G")
     # G predicts a correction to bicubic upsampling (see SRResNet). Measured, ×4 Fashion-MNIST, 32 channels,
     # batch 64: training PSNR after 150 steps 18.4 dB with it, 17.3 dB without (bicubic: 16.0 dB).
     residual: bool = documented(True, "G predicts a correction to bicubic upsampling (off: the image itself)")
+    # 32 in Wang et al. (with 64 channels and 23 RRDBs); 16 keeps a CPU step affordable.
+    growth: int = documented(16, "rrdb/esrgan: channels each dense-block conv adds (the paper's gc)")
+    # esrgan only (Wang et al. Eq. 3: L_G = L_percep + λ·L_G^Ra + η·L1, λ = 5·10⁻³, η = 10⁻²):
+    perceptual_weight: float = documented(1.0, "esrgan: weight of the perceptual L1 on random-feature maps before the "
+                                               "activation (Wang §3.3; 0 leaves it out)")
+    ra_weight: float = documented(5e-3, "esrgan: λ, weight of the relativistic adversarial loss (Wang Eq. 2-3)")
+    l1_weight: float = documented(1e-2, "esrgan: η, weight of the pixel L1 (Wang Eq. 3)")
     # srgan only:
     content_weight: float = documented(1.0, "srgan: weight of the judge-feature MSE (the VGG loss, Ledig Eq. 5)")
     pixel_weight: float = documented(1.0, "srgan: weight of the pixel MSE (Ledig Eq. 4), kept beside the content loss for stability")
@@ -95,11 +132,13 @@ class SRConfig:
             raise ConfigError(f"image_shape {self.image_shape}: height and width must be multiples of scale {self.scale} "
                               f"(the low-res images are {height}/{self.scale} × {width}/{self.scale}); resize or crop the data")
         check_choice("variant", self.variant, Variant)
+        check_choice("downsampling", self.downsampling, Downsampling)
+        check_size("growth", self.growth, MAX_WIDTH)
         check_size("channels", self.channels, MAX_WIDTH)
         check_size("blocks", self.blocks, MAX_BLOCKS, minimum=0)
         check_size("d_width", self.d_width, MAX_WIDTH)
         check_size("content_block", self.content_block, MAX_LAYERS, minimum=-MAX_LAYERS)
-        for option in ("content_weight", "pixel_weight", "adversarial_weight"):
+        for option in ("content_weight", "pixel_weight", "adversarial_weight", "perceptual_weight", "ra_weight", "l1_weight"):
             check_positive(option, getattr(self, option), allow_zero=True)
         if self.lr_d is not None:
             check_positive("lr_d", self.lr_d)
@@ -110,12 +149,17 @@ class SRConfig:
         check_weights("SR config", self._weight_count())
 
     def _weight_count(self) -> int:
-        """About how many weights G (and D, for srgan) have: convs and linear layers, biases left out."""
+        """About how many weights G (and D, for srgan/esrgan) have: convs and linear layers, biases left out."""
         image_channels, height, width = self.image_shape
-        c, w = self.channels, self.d_width
+        c, w, g = self.channels, self.d_width, self.growth
         stages = self.scale.bit_length() - 1  # one ×2 sub-pixel stage per factor of 2
-        generator = 2 * 81 * image_channels * c + 9 * c * c * (2 * self.blocks + 1 + 4 * stages)
-        if self.variant != "srgan":
+        if self.variant in RRDB_VARIANTS:  # 3 dense blocks of 5 convs per RRDB; ×2 for esrgan's frozen copy
+            dense = sum((c + i * g) * (g if i < 4 else c) for i in range(5))
+            generator = 9 * (2 * image_channels * c + c * c * (2 + stages) + 3 * self.blocks * dense)
+            generator *= 2 if self.variant == "esrgan" else 1
+        else:
+            generator = 2 * 81 * image_channels * c + 9 * c * c * (2 * self.blocks + 1 + 4 * stages)
+        if self.variant not in GAN_VARIANTS:
             return generator
         low = ((height + 7) // 8) * ((width + 7) // 8)  # after three stride-2 convs
         return generator + 9 * (image_channels * w + 31 * w * w) + 4 * w * low * 8 * w + 8 * w
@@ -138,13 +182,25 @@ class SR(GenerativeModel):
     def __init__(self, config: SRConfig | None = None) -> None:
         config = config or SRConfig()
         super().__init__(config)
-        self.generator = SRResNet(config.image_shape[0], config.channels, config.blocks, config.scale, config.residual)
-        if config.variant == "srgan":
+        self.generator = self._new_generator()
+        if config.variant in GAN_VARIANTS:
             self.discriminator = Discriminator(config.image_shape, config.d_width)
+        if config.variant == "esrgan":
+            # The PSNR-oriented generator this one started from, frozen and saved with the run, for network
+            # interpolation (Wang §3.4); ``psnr_reference`` says whether copy_generator_from has set it.
+            self.psnr_generator = self._new_generator().requires_grad_(False)
+            self.register_buffer("psnr_reference", torch.zeros((), dtype=torch.uint8))
+        self.__dict__["_features"] = None  # esrgan's perceptual features, like the judge: a helper, not saved
         # The judge is a frozen helper, not part of this model: kept out of the module tree (so it is
         # neither saved with the weights nor switched to training mode) and loaded only to train.
         self.__dict__["_judge"] = None
         self._fakes_for_g: tuple[torch.Tensor, torch.Tensor] | None = None  # D's phase → G's phase
+
+    def _new_generator(self) -> torch.nn.Module:
+        c = self.config
+        if c.variant in RRDB_VARIANTS:
+            return RRDBNet(c.image_shape[0], c.channels, c.blocks, c.scale, c.residual, c.growth)
+        return SRResNet(c.image_shape[0], c.channels, c.blocks, c.scale, c.residual)
 
     @property
     def scale(self) -> int:
@@ -152,7 +208,7 @@ class SR(GenerativeModel):
 
     @property
     def monitor_columns(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("D/real_prob", "D/fake_prob") if self.config.variant == "srgan" else ()
+        return ("D/real_prob", "D/fake_prob") if self.config.variant in GAN_VARIANTS else ()
 
     @property
     def grid_columns(self) -> int | None:
@@ -180,8 +236,27 @@ class SR(GenerativeModel):
         return out[0] if low_res.dim() == 3 else out
 
     def downsample(self, images: torch.Tensor) -> torch.Tensor:
-        """High-res images → the low-res inputs training makes from them (box average, ``sr_nets.downsample``)."""
+        """High-res images → the low-res inputs training makes from them (``config.downsampling``: the box
+        average of ``sr_nets.downsample`` or the antialiased bicubic of ``sr_nets.downsample_bicubic``)."""
+        if self.config.downsampling == "bicubic":
+            return downsample_bicubic(images, self.scale)
         return downsample(images, self.scale)
+
+    def interpolated(self, alpha: float) -> SR:
+        """Network interpolation (Wang et al. §3.4): a PSNR-oriented ``rrdb`` model whose generator is
+        (1 − α)·θ_PSNR + α·θ_GAN, θ_PSNR the rrdb generator this esrgan run started from and θ_GAN its own.
+        α = 0 and 1 reproduce the two exactly; the paper shows 0.8 as a good balance."""
+        if self.config.variant != "esrgan":
+            raise ConfigError(f"alpha (network interpolation) needs an esrgan run, this is a {self.config.variant} run")
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"alpha must be a number in [0, 1] (0: the PSNR-oriented net, 1: the GAN net), got {alpha!r}")
+        if not int(self.psnr_reference):
+            raise ConfigError("this esrgan run holds no PSNR-oriented generator to interpolate with: it was not "
+                              "started from an rrdb run (genlab train sr --variant esrgan --init-from RRDB_RUN)")
+        blend = SR(replace(self.config, variant="rrdb"))
+        state = interpolate_state(self.psnr_generator.state_dict(), self.generator.state_dict(), float(alpha))
+        blend.generator.load_state_dict(state)
+        return blend.to(self.device).eval()
 
     def sample(self, n: int, *, seed: int | None = None, labels: Labels | None = None,
                truncation: float | None = None) -> torch.Tensor:
@@ -205,8 +280,11 @@ class SR(GenerativeModel):
 
     # ----- the objective -----
     def pixel_loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """SRResNet's objective: the pixel-wise MSE between G(downsample(x)) and x (Ledig Eq. 4)."""
+        """SRResNet's objective: the pixel-wise MSE between G(downsample(x)) and x (Ledig Eq. 4); for rrdb,
+        the L1 of ESRGAN's PSNR-oriented model (Wang et al. §4.1, "L1 loss")."""
         sr = self.generator(self.downsample(x))
+        if self.config.variant == "rrdb":
+            return {"loss": F.l1_loss(sr, x), "psnr": _batch_psnr(sr.detach(), x)}
         mse = F.mse_loss(sr, x)
         return {"loss": mse, "psnr": _batch_psnr(sr.detach(), x)}
 
@@ -233,6 +311,8 @@ class SR(GenerativeModel):
             with torch.no_grad():
                 sr = self.generator(low_res)
         real_logits, fake_logits = self.discriminator(x), self.discriminator(sr)
+        if self.config.variant == "esrgan":  # relativistic average D (Wang Eq. 1)
+            return {"loss": relativistic_d_loss(real_logits, fake_logits), **contest_stats(real_logits, fake_logits)}
         return {"loss": minimax_d_loss(real_logits, fake_logits), **contest_stats(real_logits, fake_logits)}
 
     def generator_loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -241,6 +321,8 @@ class SR(GenerativeModel):
         fakes, self._fakes_for_g = self._fakes_for_g, None
         sr = fakes[0] if fakes is not None and fakes[1] is x else self.generator(self.downsample(x))
         c = self.config
+        if c.variant == "esrgan":
+            return self._esrgan_generator_loss(sr, x)
         mse = F.mse_loss(sr, x)
         content = self.content_loss(sr, x)
         with frozen(self.discriminator):
@@ -250,17 +332,36 @@ class SR(GenerativeModel):
         return {"loss": loss, "content": content, "mse": mse, "adversarial": adversarial,
                 "fake_prob": torch.sigmoid(fake_logits).mean(), "psnr": _batch_psnr(sr.detach(), x)}
 
+    def _esrgan_generator_loss(self, sr: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ESRGAN's G loss (Wang et al. Eq. 3): L_percep + λ·L_G^Ra + η·L1, with L_G^Ra of Eq. 2 scored by the
+        D that just trained; D's logits of the real batch are constants here (the authors' code detaches them)."""
+        c = self.config
+        l1 = F.l1_loss(sr, x)
+        features = self.__dict__["_features"]
+        percep = perceptual_loss(features, sr, x) if features is not None and c.perceptual_weight > 0 else sr.new_zeros(())
+        with frozen(self.discriminator):
+            with torch.no_grad():
+                real_logits = self.discriminator(x)
+            fake_logits = self.discriminator(sr)
+        adversarial = relativistic_g_loss(real_logits, fake_logits)
+        loss = c.perceptual_weight * percep + c.ra_weight * adversarial + c.l1_weight * l1
+        return {"loss": loss, "perceptual": percep, "l1": l1, "adversarial": adversarial,
+                "fake_prob": torch.sigmoid(fake_logits).mean(), "psnr": _batch_psnr(sr.detach(), x)}
+
     # ----- what the training loop needs -----
     def make_optimizers(self, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         betas = tuple(self.config.betas)
         optimizers = {"G": adam(self.generator.parameters(), lr=train.lr, betas=betas)}
         if self.config.variant == "srgan":
             self.load_content_judge()
+        if self.config.variant == "esrgan" and self.__dict__["_features"] is None:
+            self.__dict__["_features"] = RandomFeatures(self.config.image_shape[0]).to(self.device)
+        if self.config.variant in GAN_VARIANTS:
             optimizers["D"] = adam(self.discriminator.parameters(), lr=self.config.lr_d or train.lr, betas=betas)
         return optimizers
 
     def training_phases(self) -> list[Phase]:
-        if self.config.variant == "srresnet":
+        if self.config.variant not in GAN_VARIANTS:
             return [Phase("G", optimizer="G", loss=self.pixel_loss)]
         return [Phase("D", optimizer="D", loss=self.discriminator_loss),
                 Phase("G", optimizer="G", loss=self.generator_loss, new_batch=False)]
@@ -290,12 +391,22 @@ class SR(GenerativeModel):
         if not isinstance(other, SR):
             raise CheckpointError(f"{where} holds a {other.kind} run, not a super-resolution model")
         mine, theirs = self.config, other.config
-        fields = ("image_shape", "scale", "channels", "blocks", "residual")
+        if (mine.variant in RRDB_VARIANTS) != (theirs.variant in RRDB_VARIANTS):
+            raise CheckpointError(f"{where} holds a {theirs.variant} generator, which this {mine.variant} model cannot start "
+                                  f"from (srgan starts from srresnet, esrgan from rrdb)")
+        fields = ("image_shape", "scale", "channels", "blocks", "residual", *(("growth",) if mine.variant in RRDB_VARIANTS else ()))
         different = [f for f in fields if getattr(mine, f) != getattr(theirs, f)]
         if different:
             raise CheckpointError(f"{where}: its generator differs from this model's in "
                                   + ", ".join(f"{f} ({getattr(theirs, f)} vs {getattr(mine, f)})" for f in different))
         self.generator.load_state_dict(other.generator.state_dict())
+        if mine.variant == "esrgan":  # keep the PSNR-oriented net for network interpolation (Wang §3.4)
+            if theirs.variant == "esrgan":  # continuing an esrgan run: its reference, if it has one, stays the reference
+                self.psnr_generator.load_state_dict(other.psnr_generator.state_dict())
+                self.psnr_reference.copy_(other.psnr_reference)
+            else:
+                self.psnr_generator.load_state_dict(other.generator.state_dict())
+                self.psnr_reference.fill_(1)
 
 
 def _batch_psnr(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

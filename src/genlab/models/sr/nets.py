@@ -27,6 +27,13 @@ def downsample(images: torch.Tensor, scale: int) -> torch.Tensor:
     return F.avg_pool2d(images, kernel_size=scale, stride=scale)
 
 
+def downsample_bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """Low-resolution images by antialiased bicubic resampling (Keys a = −0.5, the kernel stretched by
+    ``scale``): what MATLAB's ``imresize(x, 1/scale)`` and PIL's BICUBIC compute, the degradation of the SR
+    papers' benchmarks (Set5/Set14: "bicubic ×4"; Ledig et al. §3.2, Wang et al. §4.1). Not clamped."""
+    return F.interpolate(images, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+
+
 def upsample_bicubic(images: torch.Tensor, scale: int) -> torch.Tensor:
     """Bicubic interpolation by ``scale`` (Keys 1981, a = −0.75 as in PyTorch and OpenCV), not clamped.
 

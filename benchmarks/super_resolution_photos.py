@@ -1,0 +1,275 @@
+"""Super-resolution ×4 on real photographs, the SR papers' way: bicubic, SRResNet, SRGAN, RRDB-PSNR, ESRGAN and
+ESRGAN at α = 0.8 (network interpolation), on a held-out "Set5"-like set of whole photos.
+
+Training: random HR patches (``genlab.data.photos``: the bundled training photos only, or ``--photos DIR``),
+low-res made inside the loss by antialiased bicubic downsampling (``downsampling="bicubic"``), each model
+trained by ``genlab.train`` for ``--budget`` seconds of wall clock on 1 torch thread. SRGAN's G starts from
+the SRResNet (Ledig et al. §3.2), ESRGAN's from the RRDB-PSNR model (Wang et al. §3.4); the ESRGAN α = 0.8
+row is the interpolation of those two (no extra training).
+
+Scoring, per held-out photo (cropped to a multiple of the scale): bicubic ×4 downsampling, quantised to
+8 bits as a saved low-res file would be; each method's output quantised the same way; PSNR and SSIM on the
+BT.601 Y channel with ``scale`` border pixels cropped (``genlab.metrics.image.psnr_y/ssim_y``); sharpness
+(Laplacian energy ÷ the original's, ``genlab.metrics.sharpness``); LR-consistency (PSNR of the output's
+bicubic downsampling against the input); inference time per output megapixel (tiled where large).
+
+    python -m benchmarks.super_resolution_photos --budget 900            # about 4 × 15 min + scoring
+    python -m benchmarks.super_resolution_photos --quick                 # a smoke test: seconds, tiny nets
+
+Results: benchmarks/results/sr_photos.{json,md}, picture docs/images/sr_photos.png (crops of a held-out
+photo: bicubic | SRResNet | SRGAN | ESRGAN | original).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+# Set5 ×4 PSNR (dB, Y channel), the shape of the table as given in issue 21: Ledig et al. 2017 Table 4 (bicubic,
+# SRResNet, SRGAN) and Wang et al. 2018 (RRDB-PSNR).
+PAPER_SET5_X4 = {"bicubic": 28.43, "SRResNet": 32.05, "SRGAN": 29.40, "RRDB-PSNR": 32.73}
+ROWS = ("bicubic", "SRResNet", "SRGAN", "RRDB-PSNR", "ESRGAN", "ESRGAN α = 0.8")
+PICTURE_ROWS = ("bicubic", "SRResNet", "SRGAN", "ESRGAN")
+# name → (variant, starts from, Adam rate, extra SRConfig). PSNR models at 2e-4 and GANs at 1e-4 (Wang et al. §4.1).
+MODELS = {
+    "SRResNet": ("srresnet", None, 2e-4, {}),
+    "SRGAN": ("srgan", "SRResNet", 1e-4, {"judge": "none"}),  # no judge fits photos: pixel MSE + adversarial (noted)
+    "RRDB-PSNR": ("rrdb", None, 2e-4, {}),
+    "ESRGAN": ("esrgan", "RRDB-PSNR", 1e-4, {}),
+}
+ABLATION = ("ESRGAN without perceptual loss", ("esrgan", "RRDB-PSNR", 1e-4, {"perceptual_weight": 0.0}))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.super_resolution_photos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=900.0, help="training seconds (wall clock) per trained model")
+    parser.add_argument("--scale", type=int, default=4, choices=(2, 4))
+    parser.add_argument("--patch", type=int, default=96, help="HR training patch side (SRGAN: 96, ESRGAN: 128)")
+    parser.add_argument("--patches", type=int, default=4000, help="random training patches cut once (deterministic)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--photos", default=None, metavar="DIR", help="train and test on your own photos instead")
+    parser.add_argument("--config", default='{"channels": 32, "blocks": 4, "growth": 16}', metavar="JSON",
+                        help="SRConfig options for every model (the defaults: small nets a CPU trains in minutes)")
+    parser.add_argument("--ablation", action="store_true", help="also train ESRGAN without the perceptual loss")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", default=None, help="where runs go (default: a temporary folder)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny nets, seconds of training, small crops")
+    parser.add_argument("--name", default=None, help="results name (default sr_photos; sr_photos_quick with --quick)")
+    parser.add_argument("--picture", default=None, help="picture path (default docs/images/<name>.png)")
+    args = parser.parse_args(argv)
+    args.config = json.loads(args.config)
+    if args.quick:
+        args.budget, args.patch, args.patches, args.batch_size = min(args.budget, 4.0), 32, 64, 4
+        args.config = {"channels": 8, "blocks": 1, "growth": 4, "d_width": 4}
+    args.name = args.name or ("sr_photos_quick" if args.quick else "sr_photos")
+    args.picture = args.picture or str(REPO / "docs" / "images" / f"{args.name}.png")
+    return args
+
+
+def photo_sets(args: argparse.Namespace) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], str]:
+    """(training photos, held-out photos by name, a description)."""
+    from genlab.data import photos
+
+    if args.photos:
+        everything = photos.folder_photos(args.photos)
+        split = photos.split_folder(list(everything))
+        train, test = [everything[n] for n in split["train"]], {n: everything[n] for n in split["test"]}
+        where = f"your folder {args.photos} ({len(train)} training photos, {len(test)} held out)"
+    else:
+        train, test = list(photos.training_photos().values()), photos.test_photos()
+        where = "the bundled photos (genlab.data.photos: " + ", ".join(photos.photo_names("train")) + " for training)"
+    if args.quick:  # small crops keep scoring to seconds
+        test = {name: image[:, :64, :64] for name, image in list(test.items())[:2]}
+    return train, test, where
+
+
+def train_model(name: str, spec: tuple, args: argparse.Namespace, data, runs: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+    import genlab
+
+    variant, start, lr, extra = spec
+    out_dir = work_dir / name.lower().replace(" ", "-")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    torch.manual_seed(args.seed)
+    config = genlab.SRConfig(image_shape=data.image_shape, scale=args.scale, variant=variant, downsampling="bicubic",
+                             **{**args.config, **extra})
+    model = genlab.SR(config)
+    if start:
+        model.copy_generator_from(genlab.load(runs[start]["run"]), where=start)
+    train = genlab.TrainConfig(epochs=100_000, batch_size=args.batch_size, lr=lr, seed=args.seed, out_dir=str(out_dir),
+                               device="cpu", max_seconds=args.budget, log_every=50, progress=not args.quick,
+                               tensorboard=False, num_sample_images=0)
+    print(f"training {name} ({variant}{', from ' + start if start else ''}) for {args.budget:.0f} s → {out_dir}", flush=True)
+    started = time.perf_counter()
+    genlab.train(model, data, train)
+    return {"run": str(out_dir), "variant": variant, "init_from": start, "lr": lr, "config": {**args.config, **extra},
+            "train_seconds": time.perf_counter() - started + (runs[start]["train_seconds"] if start else 0.0),
+            "own_train_seconds": time.perf_counter() - started, "steps": _steps(out_dir)}
+
+
+def _steps(run: Path) -> int | None:
+    from genlab.io.checkpoints import STATE_FILE, load_tensors
+
+    state = run / STATE_FILE
+    return int(load_tensors(state)[1]["step"]) if state.is_file() else None
+
+
+@torch.no_grad()
+def score(args: argparse.Namespace, upscalers: dict[str, Any], test: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    from genlab.io.images import to_uint8
+    from genlab.metrics.image import laplacian_energy, lr_consistency, psnr_y, ssim_y
+    from genlab.models.sr.nets import downsample_bicubic
+
+    s = args.scale
+    rows: dict[str, dict[str, float]] = {}
+    for name, upscale in upscalers.items():
+        values: dict[str, list[float]] = {"psnr_y": [], "ssim_y": [], "sharpness": [], "lr_psnr": []}
+        seconds = megapixels = 0.0
+        upscale(torch.rand(1, next(iter(test.values())).shape[0], 16, 16))  # warm-up: first-call costs are not timed
+        for image in test.values():
+            h, w = image.shape[1] // s * s, image.shape[2] // s * s
+            hr = image[None, :, :h, :w].float() / 255.0
+            low = to_uint8(downsample_bicubic(hr, s).clamp(0, 1)).float() / 255.0  # a saved 8-bit low-res image
+            started = time.perf_counter()
+            sr = to_uint8(upscale(low)).float() / 255.0
+            seconds += time.perf_counter() - started
+            megapixels += h * w / 1e6
+            values["psnr_y"].append(float(psnr_y(sr, hr, border=s)[0]))
+            values["ssim_y"].append(float(ssim_y(sr, hr, border=s)[0]))
+            values["sharpness"].append(float(laplacian_energy(sr)[0] / laplacian_energy(hr)[0]))  # genlab.metrics.sharpness's ratio
+            values["lr_psnr"].append(float(lr_consistency(sr, low)[0]))
+        rows[name] = {key: sum(v) / len(v) for key, v in values.items()}
+        rows[name]["per_photo_psnr_y"] = dict(zip(test, values["psnr_y"], strict=True))  # type: ignore[assignment]
+        rows[name]["ms_per_megapixel"] = 1000 * seconds / megapixels
+        print(f"  {name}: PSNR-Y {rows[name]['psnr_y']:.2f} dB, SSIM-Y {rows[name]['ssim_y']:.4f}, "
+              f"sharpness {rows[name]['sharpness']:.3f}", flush=True)
+    return rows
+
+
+def write_picture(args: argparse.Namespace, upscalers: dict[str, Any], test: dict[str, torch.Tensor]) -> str:
+    """Crops of one held-out photo, side by side: bicubic | SRResNet | SRGAN | ESRGAN | original (×2 nearest)."""
+    from genlab.io.grids import concat_images, save_image
+    from genlab.io.images import to_uint8
+    from genlab.models.sr.nets import downsample_bicubic
+
+    s, name = args.scale, ("chelsea" if "chelsea" in test else next(iter(test)))
+    image = test[name]
+    side = min(128, image.shape[1] // s * s, image.shape[2] // s * s)
+    top, left = (image.shape[1] - side) // 2 // s * s, (image.shape[2] - side) // 2 // s * s
+    margin = 8 * s  # upscale a little more than the crop, so the crop has context
+    y0, x0 = max(0, top - margin), max(0, left - margin)
+    y1, x1 = min(image.shape[1] // s * s, top + side + margin), min(image.shape[2] // s * s, left + side + margin)
+    hr = image[None, :, y0:y1, x0:x1].float() / 255.0
+    low = to_uint8(downsample_bicubic(hr, s).clamp(0, 1)).float() / 255.0
+    crops, labels = [], []
+    for row in (*PICTURE_ROWS, "original"):
+        if row != "original" and row not in upscalers:
+            continue
+        out = hr if row == "original" else upscalers[row](low)
+        crops.append(out[0, :, top - y0:top - y0 + side, left - x0:left - x0 + side].repeat_interleave(2, 1).repeat_interleave(2, 2))
+        labels.append(row)
+    path = save_image(concat_images(crops, labels=labels), args.picture)
+    return str(path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path)
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    rows, settings, runs = results["rows"], results["settings"], results["runs"]
+    lines = [f"# Super-resolution ×{settings['scale']} on held-out photographs", "",
+             f"Trained on {results['where']}; {settings['patches']:,} random {settings['patch']}×{settings['patch']} patches, "
+             f"batch {settings['batch_size']}, {settings['budget']:.0f} s of training per model on {settings['threads']} thread(s). "
+             f"Scored on {len(results['test_photos'])} whole held-out photos ({', '.join(results['test_photos'])}): bicubic "
+             f"×{settings['scale']} downsampling, PSNR/SSIM on the BT.601 Y channel with {settings['scale']} border pixels cropped.",
+             "", "| method | PSNR-Y (dB) ↑ | SSIM-Y ↑ | sharpness (÷ original) | LR-PSNR (dB) ↑ | parameters | training s | ms / MP |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['psnr_y']:.2f} | {row['ssim_y']:.4f} | {row['sharpness']:.3f} | {row['lr_psnr']:.2f} | "
+                     f"{row['params']:,} | {row['train_seconds']:.0f} | {row['ms_per_megapixel']:.0f} |")
+    lines += ["", "Set5 ×4 PSNR in the papers, for the shape of the table (not comparable: 16-23 blocks, days on GPUs, "
+              "ImageNet/DIV2K): " + ", ".join(f"{k} {v:.2f}" for k, v in PAPER_SET5_X4.items()) + " dB.", "", "## Targets", ""]
+    bicubic = rows["bicubic"]["psnr_y"]
+    for name in ("SRResNet", "RRDB-PSNR"):
+        if name in rows:
+            gain = rows[name]["psnr_y"] - bicubic
+            lines.append(f"- {name} ≥ bicubic + 2 dB: {gain:+.2f} dB — **{'met' if gain >= 2 else 'not met'}**.")
+    if "ESRGAN" in rows and "RRDB-PSNR" in rows:
+        e, r = rows["ESRGAN"], rows["RRDB-PSNR"]
+        lines.append(f"- ESRGAN sharper than RRDB-PSNR: {e['sharpness']:.3f} vs {r['sharpness']:.3f} — "
+                     f"**{'met' if e['sharpness'] > r['sharpness'] else 'not met'}**, at a PSNR cost of "
+                     f"{r['psnr_y'] - e['psnr_y']:.2f} dB.")
+    picture = os.path.relpath(REPO / results["picture"], REPO / "benchmarks" / "results")
+    lines += ["", "## Notes", "", f"![bicubic, SRResNet, SRGAN, ESRGAN, original]({picture})", "",
+              "- ESRGAN's perceptual loss uses fixed random-weight VGG-style features before the activation (VGG19 cannot "
+              "be downloaded here; see genlab/models/sr/esrgan.py). SRGAN trains with pixel MSE and the adversarial term "
+              "only: genlab's judge (28×28 Fashion-MNIST) cannot take photo patches.",
+              "- sharpness: variance of the Laplacian of the output ÷ that of the original, averaged over photos; "
+              "LR-PSNR: the output downsampled bicubically against the low-res input.",
+              "- Runs: " + "; ".join(f"{n}: `SRConfig(variant={i['variant']}, {', '.join(f'{k}={v}' for k, v in i['config'].items())})`, "
+                                     f"Adam {i['lr']}, {i['steps']} steps" + (f", from {i['init_from']}" if i["init_from"] else "")
+                                     for n, i in runs.items()) + ".",
+              "- training s of SRGAN and ESRGAN include the model each starts from; ms / MP: upscaling time per output "
+              "megapixel on the benchmark's threads."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks import harness
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import genlab
+    from genlab.data.dataset import Dataset
+    from genlab.data.photos import random_patches
+    from genlab.models.sr.nets import upsample_bicubic
+    from genlab.tools.upscale import upscale_image
+
+    models = dict(MODELS)
+    if args.ablation:
+        models[ABLATION[0]] = ABLATION[1]
+    estimate = len(models) * args.budget + 60 + (0 if args.quick else 240)
+    print(f"this will take about {estimate / 60:.0f} min: {len(models)} models × {args.budget:.0f} s of training, "
+          "plus loading and scoring", flush=True)
+    machine = harness.machine_info()
+    started = time.perf_counter()
+    train_photos, test, where = photo_sets(args)
+    data = Dataset(random_patches(train_photos, args.patches, args.patch, seed=args.seed), None, (), "photos")
+    work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-sr-photos-"))
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        for name, spec in models.items():
+            runs[name] = train_model(name, spec, args, data, runs, work_dir)
+        loaded = {name: genlab.load(info["run"]) for name, info in runs.items()}
+        loaded["ESRGAN α = 0.8"] = loaded["ESRGAN"].interpolated(0.8)
+        runs["ESRGAN α = 0.8"] = {**runs["ESRGAN"], "config": {**runs["ESRGAN"]["config"], "alpha": 0.8}}
+        upscalers = {"bicubic": lambda low: upsample_bicubic(low, args.scale).clamp(0.0, 1.0)}
+        upscalers.update({name: (lambda low, m=model: upscale_image(m, low, exact=False)) for name, model in loaded.items()})
+        order = [r for r in ROWS if r in upscalers] + [n for n in upscalers if n not in ROWS]
+        upscalers = {name: upscalers[name] for name in order}
+        print(f"scoring on {len(test)} held-out photos", flush=True)
+        rows = score(args, upscalers, test)
+        for name, row in rows.items():
+            model = loaded.get(name)
+            row["params"] = sum(p.numel() for p in model.generator.parameters()) if model is not None else 0
+            row["train_seconds"] = runs[name]["train_seconds"] if name in runs else 0.0
+        picture = write_picture(args, upscalers, test)
+        settings = dict(vars(args))
+        machine["load_average_at_end"] = list(os.getloadavg())
+        results = {"settings": settings, "where": where, "test_photos": list(test), "runs": runs, "rows": rows,
+                   "picture": picture, "paper_set5_x4_psnr": PAPER_SET5_X4, "wall_seconds_total": time.perf_counter() - started}
+        harness.publish(args.name, results, markdown_report(results), machine=machine)
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
