@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--score-only", action="store_true", help="score the runs already in --work-dir")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="measure the latencies again (on a quiet machine) for the runs in --work-dir and update the "
+                             "results file written by an earlier run")
     parser.add_argument("--quick", action="store_true", help="the mini set, 20 s budgets, 500 samples: a smoke run")
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
@@ -86,8 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.pixel_steps = args.pixel_steps or min(args.ddim_steps)
     if args.budget <= 0 or not 0 < args.ae_fraction < 1 or args.num_samples < 200 or args.parallel < 1:
         parser.error("--budget > 0, 0 < --ae-fraction < 1, --num-samples >= 200 and --parallel >= 1")
-    if args.score_only and not args.work_dir:
-        parser.error("--score-only needs the --work-dir of an earlier run")
+    if (args.score_only or args.latency_only) and not args.work_dir:
+        parser.error("--score-only and --latency-only need the --work-dir of an earlier run")
     args.name = args.name or ("families_quick" if args.quick else "families")
     return args
 
@@ -218,6 +221,11 @@ def latency(sample: Any) -> dict[str, float]:
     return {"latency_ms_b1": 1000 * one["median_s"], "images_per_s_b64": 64 / many["median_s"]}
 
 
+def latency_row(name: str, run_dir: str, options: dict[str, Any]) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    return {"name": name, **latency(sampler(genlab.load(run_dir), options))}
+
+
 def score_row(name: str, run_dir: str, options: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """One row: ``--num-samples`` samples drawn once (classes 0..9 in turn for the conditional models) and scored
     with ``genlab.evaluate_images`` (plus the VAE's likelihood bound and latent smoothness), then the latency."""
@@ -330,10 +338,12 @@ def markdown(results: dict[str, Any]) -> str:
              "| model | " + " | ".join(label for _, label, _ in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(_cell(row.get(key), spec) for key, _, spec in COLUMNS) + " |")
-    lines += ["", f"FID, KID (×1000 as genlab reports it), precision/recall/coverage: {args['num_samples']} samples against the "
-              "as many test images in the shipped judge's features; label accuracy: the judge's class of each sample against "
-              "the class asked for; sharpness: Laplacian energy ÷ the real images'; ms/image and images/s: warm medians, one "
-              f"thread. Diffusion rows: DDIM with η = 0 (pixel diffusion at {args['pixel_steps']} steps only: each of its "
+    lines += ["", f"FID, KID (×1000 as genlab reports it), precision/recall/coverage: {args['num_samples']} samples against as "
+              "many test images in the shipped judge's features; label accuracy: the judge's class of each sample against "
+              "the class asked for; sharpness: Laplacian energy ÷ the real images'; ms/image and images/s: warm medians, one thread"
+              + (f" (measured again on {results['latency_measured']['date'][:10]}, `--latency-only`, on a quiet machine)"
+                 if results.get("latency_measured") else "") + ". "
+              f"Diffusion rows: DDIM with η = 0 (pixel diffusion at {args['pixel_steps']} steps only: each of its "
               "steps costs ~27× a latent one); w = 0 is the plain conditional model, w > 0 classifier-free guidance "
               "(Ho & Salimans 2022). Steps and training seconds of latent diffusion are its second stage's; its first stage "
               "took the rest of the budget (below).", ""]
@@ -353,7 +363,11 @@ def markdown(results: dict[str, Any]) -> str:
               f"- **D outputs 0.5 at equilibrium.** Over the last third of the run D(x) averaged {claims['d_real_late']:.3f} "
               f"and D(G(z)) {claims['d_fake_late']:.3f} (first third: {claims['d_real_early']:.3f} and {claims['d_fake_early']:.3f}).",
               "- **VAE outputs are blurry.** Sharpness ÷ real: " + ", ".join(f"{k} {v:.2f}" for k, v in claims["sharpness"].items())
-              + ".", "", "![G and D losses beside judge-FID over the cGAN run](../../docs/images/families_gan_losses.png)"]
+              + ".", "", "![G and D losses beside judge-FID over the cGAN run](../../docs/images/families_gan_losses.png)", "",
+              "The cGAN run, point by point (losses and D's outputs: means since the previous point):", "",
+              "| training s | steps | judge-FID ↓ | G loss | D loss | D(x) | D(G(z)) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {p['seconds']:.0f} | {p['step']} | {p['fid']:.1f} | {p['G/loss']:.3f} | {p['D/loss']:.3f} | "
+              f"{p['D/real_prob']:.3f} | {p['D/fake_prob']:.3f} |" for p in results["trained"]["cGAN"]["curve"]]
     return "\n".join(lines)
 
 
@@ -387,11 +401,31 @@ def targets_of(rows: dict[str, dict[str, Any]], guidance: float, steps: int) -> 
              ddim50["latency_ms_b1"] >= 50 * slower)]
 
 
+def remeasure_latency(args: argparse.Namespace, trained: dict[str, dict[str, Any]], machine: dict[str, Any]) -> None:
+    """--latency-only: every row's latency again, into the results file of the earlier run (its other numbers kept)."""
+    path = harness.RESULTS_DIR / f"{args.name}.json"
+    results = json.loads(path.read_text())["results"]
+    saved = argparse.Namespace(**results["settings"])
+    plan = rows_of(saved.guidance, saved.ddim_steps, saved.pixel_steps)
+    timed = in_processes(latency_row, [(name, trained[family]["run"], options) for name, family, options in plan], args.parallel)
+    for item in timed:
+        results["rows"][item["name"]].update({key: item[key] for key in ("latency_ms_b1", "images_per_s_b64")})
+    results["targets"] = targets_of(results["rows"], saved.guidance, middle(saved.ddim_steps))
+    results["latency_measured"] = {"date": machine["date"], "load_average_at_start": machine["load_average_at_start"],
+                                   "command": harness.command_line()}
+    text = markdown(results)
+    harness.write_results(args.name, results, text, machine=machine)
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     machine = harness.machine_info()
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-families-"))
     trained_file = work / "trained.json"
+    if args.latency_only:
+        remeasure_latency(args, json.loads(trained_file.read_text()), machine)
+        return
     if args.score_only:
         trained = json.loads(trained_file.read_text())
     else:

@@ -317,15 +317,17 @@ def require(module: str, what: str) -> Any:
 @contextlib.contextmanager
 def _quiet() -> Any:
     """The exporters print progress and warn about deprecated APIs and optional packages: keep the CLI readable."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger("torch.onnx"), logging.getLogger()]  # onnxruntime's quantiser logs on the root logger
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _onnx_model(part: Part, opset: int) -> Any:
