@@ -31,7 +31,7 @@ import torch
 import genlab
 from benchmarks import harness
 from genlab.models.sr import SR, SRConfig
-from genlab.tools.export import export_model, select_part
+from genlab.tools.export import contract_inputs, export_model, select_part
 
 TARGET = 1.5  # ONNX Runtime fp32 at least this many times eager fp32's speed at batch 1 (the issue's target)
 
@@ -97,16 +97,7 @@ def variants(model: Any, folder: Path, name: str) -> tuple[dict[str, Callable[[l
 
 
 def inputs(part: Any, n: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
-    rng, arrays = np.random.default_rng(n), []
-    for spec, example in zip(part.inputs, part.example, strict=True):
-        if spec["dtype"] == "int64":
-            arrays.append((np.arange(n) % spec["classes"]).astype(np.int64))
-        elif spec["name"] == "z":
-            arrays.append(rng.standard_normal((n, example.shape[1]), dtype=np.float32))
-        else:
-            shape = (n, example.shape[1], *(size or tuple(example.shape[2:])))
-            arrays.append(rng.random(shape, dtype=np.float32))
-    return arrays
+    return [tensor.numpy() for tensor in contract_inputs(part, n, seed=n, size=size)]
 
 
 def time_interleaved(calls: dict[str, Callable[[], Any]], repeats: int, rounds: int) -> dict[str, list[float]]:

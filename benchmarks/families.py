@@ -140,7 +140,7 @@ class LossesAndFID(Callback):
         self.clock.paused += time.process_time() - paused
 
 
-def _train(model: Any, data: Any, out_dir: Path, budget: float, batch: int, seed: int, callbacks=(), **train) -> dict[str, Any]:
+def train_run(model: Any, data: Any, out_dir: Path, budget: float, batch: int, seed: int, callbacks=(), **train) -> dict[str, Any]:
     config = genlab.TrainConfig(epochs=10**6, batch_size=batch, seed=seed, out_dir=str(out_dir), max_seconds=budget,
                                 device="cpu", progress=False, tensorboard=False, **train)
     started = time.perf_counter()
@@ -158,25 +158,25 @@ def train_family(name: str, args: argparse.Namespace, work: str) -> dict[str, An
     test = genlab.load_dataset(args.data, split="test")
     work_dir, result = Path(work), {"name": name}
     if name == "VAE":
-        result.update(_train(genlab.VAE(genlab.VAEConfig(image_shape=train.image_shape)), train, work_dir / "vae",
+        result.update(train_run(genlab.VAE(genlab.VAEConfig(image_shape=train.image_shape)), train, work_dir / "vae",
                              args.budget, BATCH[name], args.seed))
     elif name == "cGAN":
         clock = CPUClock()
         curve = LossesAndFID(args.budget / 12, 1000, test, clock)
-        result.update(_train(genlab.GAN(genlab.GANConfig(image_shape=train.image_shape, num_classes=10)), train,
+        result.update(train_run(genlab.GAN(genlab.GANConfig(image_shape=train.image_shape, num_classes=10)), train,
                              work_dir / "cgan", args.budget, BATCH[name], args.seed, [clock, curve], log_every=10,
                              **TRAIN_DEFAULTS["gan"]))
         result["curve"] = curve.points
     elif name == "latent diffusion":
         first = args.budget * args.ae_fraction
         autoencoder = Autoencoder(AutoencoderConfig(image_shape=train.image_shape, **(QUICK_AUTOENCODER if args.quick else {})))
-        result["first_stage"] = _train(autoencoder, train, work_dir / "ae", first, BATCH["autoencoder"], args.seed)
+        result["first_stage"] = train_run(autoencoder, train, work_dir / "ae", first, BATCH["autoencoder"], args.seed)
         model = Diffusion.from_first_stage(autoencoder.eval(), train, num_classes=10, first_stage_run=str(work_dir / "ae"),
                                            **(QUICK_UNET if args.quick else {}))
-        result.update(_train(model, train, work_dir / "ldm", args.budget - first, BATCH[name], args.seed, ema_decay=0.999))
+        result.update(train_run(model, train, work_dir / "ldm", args.budget - first, BATCH[name], args.seed, ema_decay=0.999))
     else:
         model = Diffusion(DiffusionConfig(image_shape=train.image_shape, num_classes=10, **(QUICK_UNET if args.quick else {})))
-        result.update(_train(model, train, work_dir / "pixel", args.budget, BATCH[name], args.seed, ema_decay=0.999))
+        result.update(train_run(model, train, work_dir / "pixel", args.budget, BATCH[name], args.seed, ema_decay=0.999))
     return result
 
 

@@ -27,7 +27,7 @@ import torch
 
 import genlab
 from benchmarks import harness
-from benchmarks.families import CPUClock, _train, in_processes
+from benchmarks.families import CPUClock, in_processes, train_run
 from genlab.cli.train import TRAIN_DEFAULTS
 from genlab.evaluation.judges import judge_accuracy, train_judge
 from genlab.io.grids import concat_images, save_image
@@ -65,7 +65,7 @@ def train_architecture(architecture: str, args: argparse.Namespace, work: str) -
     torch.manual_seed(args.seed)
     data = genlab.load_dataset(args.data, split="train")
     config = genlab.GANConfig(image_shape=data.image_shape, num_classes=len(data.classes), architecture=architecture)
-    result = _train(genlab.GAN(config), data, Path(work) / architecture, args.budget, 64, args.seed, [CPUClock()],
+    result = train_run(genlab.GAN(config), data, Path(work) / architecture, args.budget, 64, args.seed, [CPUClock()],
                     **TRAIN_DEFAULTS["gan"])
     return {"architecture": architecture, **result, "images_per_s": 64 * result["steps"] / result["train_seconds"]}
 

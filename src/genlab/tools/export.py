@@ -49,6 +49,7 @@ from genlab.config import config_to_dict
 from genlab.errors import ConfigError
 from genlab.io.checkpoints import read_run_config
 from genlab.io.files import atomic_write_bytes
+from genlab.models.translation.common import from_model_range, to_model_range
 from genlab.runs import load
 from genlab.version import __version__
 
@@ -177,15 +178,13 @@ def _sr_parts(sr: Any) -> dict[str, Callable[[], Part]]:
 
 
 def _translation_parts(model: Any, direction: str) -> dict[str, Callable[[], Part]]:
-    from_range = (lambda x: ((x + 1.0) * 0.5).clamp(0.0, 1.0))  # noqa: E731 (translation.common.from_model_range)
-
     def translator() -> Part:
         model.check_direction(direction)
         generator = model.generator_for(direction)
         channels = model.input_channels(direction)
         out_channels = model.config.image_shape[0] if direction == "a2b" else model.source_channels
         _, height, width = model.config.image_shape
-        part = _image_part("translator", model, lambda x: from_range(generator(x * 2.0 - 1.0)), "images",
+        part = _image_part("translator", model, lambda x: from_model_range(generator(to_model_range(x))), "images",
                            (channels, height, width), ["N", out_channels, height, width], False, (height, width))
         part.inputs[0]["doc"] += f" (direction {direction})"
         part.outputs[0]["name"] = "translated"  # an ONNX graph cannot name an input and an output alike
@@ -262,7 +261,7 @@ def export_model(model: Any, out: str | os.PathLike, *, format: str = "onnx", pa
     if format not in FORMATS:
         raise ConfigError(f"--format must be {' or '.join(FORMATS)}, got {format!r}")
     if quantize is not None and (quantize not in QUANTIZE or format != "onnx"):
-        raise ConfigError(f"--quantize: only int8, and only for --format onnx (onnxruntime's dynamic quantisation), got "
+        raise ConfigError(f"--quantize: only int8, and only for --format onnx (onnxruntime's static quantisation), got "
                           f"{quantize!r} with {format}")
     if not 13 <= opset <= 23:
         raise ConfigError(f"--opset must be between 13 and 23, got {opset}")
@@ -349,22 +348,26 @@ def _onnx_model(part: Part, opset: int) -> Any:
         return onnx.load(str(path), load_external_data=True)
 
 
+def contract_inputs(part: Part, n: int, *, seed: int = 0, size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+    """A batch of ``n`` inputs drawn as the part's contract says: z ~ N(0, I), labels 0..K−1 in turn, images as
+    uniform noise at the example's size (or ``size``): for int8 calibration and for timing."""
+    generator, tensors = torch.Generator().manual_seed(seed), []
+    for spec, example in zip(part.inputs, part.example, strict=True):
+        if spec["dtype"] == "int64":
+            tensors.append(torch.arange(n) % spec["classes"])
+        elif spec["name"] == "z":
+            tensors.append(torch.randn((n, *example.shape[1:]), generator=generator))
+        else:
+            tensors.append(torch.rand((n, example.shape[1], *(size or example.shape[2:])), generator=generator))
+    return tensors
+
+
 def calibration_inputs(part: Part, batches: int = 8, size: int = 16) -> list[dict[str, Any]]:
-    """Inputs drawn as the contract says, for int8 calibration: z ~ N(0, I), labels 0..K−1 in turn, and for image
-    inputs uniform noise at the example's size (real images would calibrate an upscaler or translator better)."""
-    generator, feeds = torch.Generator().manual_seed(0), []
-    for _ in range(batches):
-        feed = {}
-        for spec, example in zip(part.inputs, part.example, strict=True):
-            shape = (size, *example.shape[1:])
-            if spec["dtype"] == "int64":
-                feed[spec["name"]] = (torch.arange(size) % spec["classes"]).numpy()
-            elif spec["name"] == "z":
-                feed[spec["name"]] = torch.randn(shape, generator=generator).numpy()
-            else:
-                feed[spec["name"]] = torch.rand(shape, generator=generator).numpy()
-        feeds.append(feed)
-    return feeds
+    """``batches`` feeds of ``size`` contract inputs each (uniform noise for image inputs: real images would
+    calibrate an upscaler or translator better)."""
+    names = [spec["name"] for spec in part.inputs]
+    return [{name: tensor.numpy() for name, tensor in zip(names, contract_inputs(part, size, seed=i), strict=True)}
+            for i in range(batches)]
 
 
 def _quantized(proto: Any, part: Part) -> Any:

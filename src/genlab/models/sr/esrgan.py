@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.models.sr.nets import upsample_bicubic
+from genlab.models.sr.nets import ResidualSR
 
 RESIDUAL_SCALE = 0.2  # β of Wang et al. §3.1 ("residual scaling"), in every dense block and every RRDB
 FEATURE_SEED = 20180901  # the random feature network's weights: the same for every run
@@ -63,7 +63,7 @@ class RRDB(nn.Module):
         return x + RESIDUAL_SCALE * self.dense(x)
 
 
-class RRDBNet(nn.Module):
+class RRDBNet(ResidualSR):
     """ESRGAN's generator: low-res image in [0, 1] → high-res image (≈ [0, 1], not clamped).
 
         conv3×3 ─┬─ B RRDBs → conv3×3 ─(+)─ [nearest ×2 → conv3×3 → LReLU] × log2(scale) → conv3×3 → LReLU → conv3×3
@@ -89,17 +89,7 @@ class RRDBNet(nn.Module):
         self.upsample = nn.Sequential(*stages)
         self.tail = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2),
                                   nn.Conv2d(channels, image_channels, 3, padding=1))
-        if residual:
-            nn.init.zeros_(self.tail[-1].weight)
-            nn.init.zeros_(self.tail[-1].bias)
-        self.to(memory_format=torch.channels_last)
-
-    def forward(self, low_res: torch.Tensor) -> torch.Tensor:
-        features = self.head((low_res * 2.0 - 1.0).contiguous(memory_format=torch.channels_last))
-        features = features + self.after_blocks(self.blocks(features))  # the global skip
-        detail = self.tail(self.upsample(features))
-        base = upsample_bicubic(low_res, self.scale) if self.residual else 0.5
-        return base + detail
+        self._finish(self.tail[-1])
 
     def context(self) -> int:
         """The receptive-field radius in low-res pixels, rounded up (the tiler computes it exactly)."""
