@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("tools", "evaluation"),
     ("reporting",),
+    ("web",),  # genlab serve: the explorer over tools, evaluation and reporting
     ("",),  # genlab/__init__.py: the public API re-exports from everything above
     ("cli", "__main__"),
 ]

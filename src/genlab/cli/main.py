@@ -26,6 +26,7 @@ from genlab.cli import (
     judge,
     reconstruct,
     sample,
+    serve,
     train,
     translate,
     upscale,
@@ -35,7 +36,7 @@ from genlab.errors import GenlabError
 from genlab.training.distributed import group_is_broken
 
 COMMANDS = [train, sample, reconstruct, interpolate, edit, inpaint, upscale, translate, augment, evaluate, compare, export, judge,
-            data, demo]
+            serve, data, demo]
 
 EXAMPLES = """examples:
   genlab demo                                          # a VAE and a GAN on the bundled subset, a few minutes
@@ -52,6 +53,7 @@ EXAMPLES = """examples:
   genlab train encoder --gan runs/gan --data fashion-mnist --epochs 1 --out runs/gan-encoder    # learned GAN inversion
   genlab edit runs/vae --direction "Sneaker->Ankle boot" --strength 0,0.5,1,1.5 -o edits.png    # or pc0, --from-dir/--to-dir
   genlab inpaint runs/vae --image shirt.png --mask center -o filled.png   # or --data fashion-mnist -n 16 --mask border
+  genlab serve runs/vae runs/cgan                     # a web page to poke them: http://127.0.0.1:7860/
   genlab data list
   genlab judge train --data fashion-mnist -o runs/judge            # the classifier metrics see images through
   genlab evaluate runs/gan --data fashion-mnist --json gan.json     # FID, KID, precision/recall, ...

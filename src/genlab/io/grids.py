@@ -6,6 +6,7 @@ Every write goes to a temporary file in the target folder and is then moved into
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
 from collections.abc import Callable
@@ -176,6 +177,15 @@ def save_image(
     return _atomic_write(path, "save_image", lambda stream, fmt: picture.save(stream, format=fmt))
 
 
+def image_bytes(images: torch.Tensor, nrow: int | None = None, scale: int = 1, padding: int = 2,
+                pad_value: float = 1.0) -> bytes:
+    """What :func:`save_image` would write to a ``.png`` file, in memory (for the web explorer)."""
+    picture = _to_pil(_as_picture(images, "image_bytes", nrow, padding, pad_value), scale, "image_bytes")
+    stream = io.BytesIO()
+    picture.save(stream, format="PNG")
+    return stream.getvalue()
+
+
 def save_gif(
     frames: list[torch.Tensor],
     path: str | os.PathLike[str],
@@ -201,20 +211,30 @@ def save_gif(
         raise ConfigError(f"save_gif: duration_ms must be a positive int, got {duration_ms!r}")
     if not isinstance(loop, int) or loop < 0:
         raise ConfigError(f"save_gif: loop must be a non-negative int (0 = forever), got {loop!r}")
-    pictures = [_as_picture(frame, "save_gif", nrow, 2, 1.0) for frame in frames]
+    return _atomic_write(path, "save_gif", lambda stream, fmt: _write_gif(stream, frames, duration_ms, loop, boomerang,
+                                                                          scale, nrow, "save_gif"))
+
+
+def gif_bytes(frames: list[torch.Tensor], duration_ms: int = 80, loop: int = 0, boomerang: bool = False,
+              scale: int = 1) -> bytes:
+    """What :func:`save_gif` would write, in memory (for the web explorer)."""
+    stream = io.BytesIO()
+    _write_gif(stream, frames, duration_ms, loop, boomerang, scale, None, "gif_bytes")
+    return stream.getvalue()
+
+
+def _write_gif(stream: BinaryIO, frames: list[torch.Tensor], duration_ms: int, loop: int, boomerang: bool, scale: int,
+               nrow: int | None, where: str) -> None:
+    if not frames:
+        raise ConfigError(f"{where}: got no frames")
+    pictures = [_as_picture(frame, where, nrow, 2, 1.0) for frame in frames]
     if any(p.shape != pictures[0].shape for p in pictures):
         shapes = sorted({tuple(p.shape) for p in pictures})
-        raise ConfigError(f"save_gif: all frames must have the same shape, got {shapes}")
+        raise ConfigError(f"{where}: all frames must have the same shape, got {shapes}")
     if boomerang:
         pictures = pictures + pictures[-2:0:-1]
-    images = [_to_pil(p, scale, "save_gif") for p in pictures]
-
-    def write(stream: BinaryIO, fmt: str) -> None:
-        images[0].save(
-            stream, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=loop
-        )
-
-    return _atomic_write(path, "save_gif", write)
+    images = [_to_pil(p, scale, where) for p in pictures]
+    images[0].save(stream, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=loop)
 
 
 def _as_picture(images: torch.Tensor, where: str, nrow: int | None, padding: int, pad_value: float) -> torch.Tensor:
