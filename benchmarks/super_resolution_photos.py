@@ -52,7 +52,7 @@ ABLATION = ("ESRGAN without perceptual loss", ("esrgan", "RRDB-PSNR", 1e-4, {"pe
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.super_resolution_photos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=900.0, help="training CPU seconds per trained model (this process's, so a busy machine cannot shorten it)")
+    parser.add_argument("--budget", type=float, default=900.0, help="training CPU seconds per model (busy machines cannot shorten it)")
     parser.add_argument("--scale", type=int, default=4, choices=(2, 4))
     parser.add_argument("--patch", type=int, default=96, help="HR training patch side (SRGAN: 96, ESRGAN: 128)")
     parser.add_argument("--patches", type=int, default=4000, help="random training patches cut once (deterministic)")

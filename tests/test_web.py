@@ -102,7 +102,7 @@ def test_morph_between_two_uploads_on_a_vae(explorer):
 
 def test_edit_at_strength_zero_is_the_original(explorer):
     zero = explorer.edit({"run": "vae", "direction": "pc0", "strength": 0, "seed": 2})
-    assert zero["original"] == zero["edited"]
+    assert zero["original"] == zero["edited"] and zero["direction"] == "GANSpace component 0"
     moved = explorer.edit({"run": "vae", "direction": "7->9", "strength": 3, "seed": 2})
     assert moved["original"] == zero["original"] and moved["edited"] != moved["original"]
     assert moved["direction"] == "Sneaker → Ankle boot"
@@ -134,6 +134,18 @@ def test_upscale_enlarges_by_the_runs_scale_and_translate_answers(explorer):
     assert decode_url(answer["output"]).shape[-2:] == (80, 80)
     translated = explorer.translate({"run": "p2p", "image": data_url(blank(40)), "image_name": "any-size.png"})
     assert decode_url(translated["input"]).shape[-1] == decode_url(translated["output"]).shape[-1]  # resized to 28 first
+
+
+def test_compare_measures_the_runs_on_their_test_data(explorer):
+    answer = explorer.compare({"runs": ["vae", "cgan"], "num_samples": 200})
+    assert answer["columns"] == ["property", "measure", "vae", "cgan"]
+    rows = {row[0]: row for row in answer["rows"]}
+    assert len(rows) >= 3 and all(len(row) == 4 for row in answer["rows"]) and answer["verdict"]
+    assert any("FID is biased upwards at small N" in note for note in answer["notes"])  # shown, not swallowed
+    with pytest.raises(RequestError, match=r"num_samples: expected an integer in 200\.\.5000"):
+        explorer.compare({"runs": ["vae"], "num_samples": 100})
+    with pytest.raises(RequestError, match="'sr' is a sr run"):
+        explorer.compare({"runs": ["sr"]})
 
 
 # ------------------------------------------------------------------------------------------- refusals

@@ -14,6 +14,7 @@ import contextlib
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ SAMPLERS = ("vae", "gan", "diffusion")  # kinds with a sample() and a place in `
 LATENT = ("vae", "gan")  # kinds with a code to walk, edit and fill holes through
 PRINCIPAL_COMPONENTS = 5  # GANSpace directions offered per run
 MAX_SEED = 2**31 - 1
+MIN_COMPARE_SAMPLES = 200  # FID's covariance of the judge's 128 features needs more samples than features
 MAX_STRENGTH = 4.0
 # Optimiser steps where the page projects onto a GAN or fills holes by optimisation: a page answers in seconds,
 # the command line's defaults (more steps, restarts) take tens of seconds a picture on a CPU.
@@ -153,7 +155,7 @@ class Explorer:
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/runs`` answers: each run with the tabs and choices that apply to it."""
         return {"runs": [self._describe(run) for run in self.runs.values()],
-                "compare": sum(run.kind in SAMPLERS for run in self.runs.values()) >= 1,
+                "compare": any(run.kind in SAMPLERS and run.dataset is not None for run in self.runs.values()),
                 "limits": self.limits.public()}
 
     def _describe(self, run: Run) -> dict[str, Any]:
@@ -178,6 +180,7 @@ class Explorer:
                 "image_shape": shape, "classes": run.classes if _num_classes(model) else [], "tabs": tabs,
                 "truncation": truncation, "morph_images": kind in LATENT, "directions": self._direction_list(run),
                 "inpaint_methods": methods.get(kind, []), "pick_from_data": run.test is not None,
+                "comparable": kind in SAMPLERS and run.dataset is not None,
                 "translate_directions": ["a2b", "b2a"] if kind == "cyclegan" else ["a2b"] if kind == "pix2pix" else [],
                 "scale": getattr(model, "scale", None) if kind == "sr" else None,
                 "alpha": kind == "sr" and model.config.variant == "esrgan" and bool(int(getattr(model, "psnr_reference", 0))),
@@ -276,7 +279,8 @@ class Explorer:
     def edit(self, body: dict[str, Any]) -> dict[str, Any]:
         run = self.run(body, LATENT)
         ids = [d["id"] for d in self._direction_list(run)]
-        direction = self._direction(run, choice(body, "direction", ids, ids[0] if ids else None))
+        key = choice(body, "direction", ids, ids[0] if ids else None)
+        direction = self._direction(run, key)
         strength = number(body, "strength", -MAX_STRENGTH, MAX_STRENGTH, 1.5)
         chosen = run.code_label(body)
         if chosen is None and _code_classes(run.model):
@@ -290,7 +294,7 @@ class Explorer:
             both = edit(run.model, z, direction, [0.0, strength], **options)[:, 0]
         scale = view_scale(both.shape[-2]) * 2
         return {"original": png_url(both[0], scale=scale), "edited": png_url(both[1], scale=scale),
-                "direction": direction.name.replace("->", " → ")}
+                "direction": next(d["label"] for d in self._direction_list(run) if d["id"] == key)}
 
     def inpaint(self, body: dict[str, Any]) -> dict[str, Any]:
         run = self.run(body, LATENT)
@@ -352,16 +356,18 @@ class Explorer:
         if not isinstance(ids, list):
             raise RequestError("runs: expected a list of run ids")
         runs = [self.run({"run": i}, SAMPLERS) for i in ids]
-        n = integer(body, "num_samples", 100, self.limits.max_compare_samples, 500)
+        n = integer(body, "num_samples", MIN_COMPARE_SAMPLES, self.limits.max_compare_samples, 500)
         names = {run.dataset for run in runs}
         if len(names) != 1 or None in names:
             raise RequestError(f"runs: compare needs runs of one dataset; these record {sorted(map(str, names))}")
         dataset = load_dataset(names.pop(), split="test")
-        with tempfile.TemporaryDirectory(prefix="genlab-compare-") as out:
+        with tempfile.TemporaryDirectory(prefix="genlab-compare-") as out, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             results = compare([str(run.path) for run in runs], dataset, out, num_samples=n, progress=False, log=log)
+        notes = list(dict.fromkeys(str(w.message) for w in caught))  # e.g. FID's small-N bias: the page shows them
         return {"columns": ["property", "measure", *(run.id for run in runs)],
                 "rows": [[row["property"], row["measure"], *row["values"]] for row in results["table"]],
-                "verdict": results["verdict"]}
+                "verdict": results["verdict"] + "".join(f"\n\nNote: {note}" for note in notes), "notes": notes}
 
     # ---------------------------------------------------------------------------------------- helpers
 
