@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
                "burst_other_than_200_or_503": sum(n for s, n in burst.items() if s not in (200, 503)),
                "latency": latency_table(rows), "requests_per_second": len(rows) / (memory["round_1_seconds"] + memory["round_2_seconds"]),
                "wall_seconds": time.perf_counter() - started}
+    machine["load_average_at_end"] = os.getloadavg()
+    results["load"] = harness.load_sentence(machine)  # a busy machine lengthens every response time
     harness.publish(args.name, results, markdown(results), machine=machine)
     if results["errors"] or results["burst_other_than_200_or_503"] or not results["growth_within_bound"]:
         raise SystemExit("the load test failed: see the table")
@@ -162,13 +164,18 @@ def markdown(results: dict[str, Any]) -> str:
              "", "| operation | requests | p50 (ms) | p95 (ms) | max (ms) |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {op} | {row['count']} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} | {row['max_ms']:.0f} |"
               for op, row in results["latency"].items()]
-    lines += ["", f"Answers: {json.dumps(results['statuses'])} ({results['errors']} errors); "
-              f"{results['requests_per_second']:.1f} requests/s.",
-              f"Server memory (VmRSS): {memory['after_warmup_mib']:.0f} MiB after warm-up, {memory['after_round_1_mib']:.0f} "
-              f"after round 1, {memory['after_round_2_mib']:.0f} after round 2: growth {results['growth_mib']:+.1f} MiB "
-              f"(bound {s['rss_bound_mib']:g} MiB: {'within' if results['growth_within_bound'] else 'EXCEEDED'}).",
-              f"Burst of {s['burst']} clients at once against a queue of {s['queue']}: {json.dumps(results['burst_statuses'])} "
-              "(200 served, 503 'busy' refused at once; nothing else)."]
+    statuses = ", ".join(f"{n} × {status}" for status, n in sorted(results["statuses"].items()))
+    burst = ", ".join(f"{n} × {status}" for status, n in sorted(results["burst_statuses"].items()))
+    lines += ["", "| measure | value |", "|---|---|",
+              f"| answers in the two rounds | {statuses} ({results['errors']} errors) |",
+              f"| throughput | {results['requests_per_second']:.1f} requests/s |",
+              f"| server memory (VmRSS) after warm-up / round 1 / round 2 | {memory['after_warmup_mib']:.0f} / "
+              f"{memory['after_round_1_mib']:.0f} / {memory['after_round_2_mib']:.0f} MiB |",
+              f"| memory growth, round 1 → round 2 | {results['growth_mib']:+.1f} MiB (bound {s['rss_bound_mib']:g} MiB: "
+              f"{'within' if results['growth_within_bound'] else 'EXCEEDED'}) |",
+              f"| burst: {s['burst']} clients at once, queue {s['queue']} | {burst} (200 served, 503 'busy' at once; "
+              f"{results['burst_other_than_200_or_503']} other) |",
+              "", results["load"] + "."]
     return "\n".join(lines)
 
 

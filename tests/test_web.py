@@ -87,6 +87,7 @@ def test_morph_frames_start_and_end_at_the_two_seeds_samples(explorer):
     answer = explorer.morph({"run": "vae", "seeds": [5, 9], "frames": 7, "method": "lerp"})
     frames = [decode_url(f) for f in answer["frames"]]
     assert len(frames) == 7 and answer["gif"].startswith("data:image/gif;base64,")
+    assert decode_url(answer["strip"]).shape[-1] == 7 * 28 * 3 + 8 * 2 * 3  # every frame in a row, at the view scale
     model = explorer.runs["vae"].model
     for frame, seed in ((frames[0], 5), (frames[-1], 9)):
         scale = frame.shape[-1] // 28

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 
 import pytest
@@ -61,7 +62,7 @@ def visible_tabs(page) -> list[str]:
 def new_src(page, selector: str, old: str | None) -> str:
     """The <img>'s src once it is set and differs from ``old``."""
     image = page.locator(selector)
-    expect(image).to_have_attribute("src", __import__("re").compile(r"^data:image/"))
+    expect(image).to_have_attribute("src", re.compile(r"^data:image/"))
     if old is not None:
         expect(image).not_to_have_attribute("src", old)
     return image.get_attribute("src")

@@ -274,7 +274,8 @@ class Explorer:
                 frame_labels = None if labels is None else torch.where(torch.arange(steps) < steps / 2, labels[0], labels[1])
                 frames = decode(run.model, path, frame_labels)
         scale = view_scale(frames.shape[-2]) * 2
-        return {"frames": [png_url(frame, padding=0, scale=scale) for frame in frames], "gif": gif_url(frames, scale=scale)}
+        return {"frames": [png_url(frame, padding=0, scale=scale) for frame in frames], "gif": gif_url(frames, scale=scale),
+                "strip": png_url(frames, nrow=len(frames), scale=view_scale(frames.shape[-2]))}
 
     def edit(self, body: dict[str, Any]) -> dict[str, Any]:
         run = self.run(body, LATENT)

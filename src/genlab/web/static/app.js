@@ -233,6 +233,7 @@ function configureControls(run) {
   morphSourceChanged();
   state.morphFrames = [];
   clearImage($("#morph-image"));
+  clearImage($("#morph-strip"));
   $("#morph-t").disabled = true;
   $("#morph-gif").hidden = true;
   $("#morph-frame-info").textContent = "";
@@ -308,6 +309,9 @@ function runMorph() {
     $("#morph-t").disabled = state.morphFrames.length === 0;
     showMorphFrame();
     const gif = $("#morph-gif");
+    const strip = $("#morph-strip");
+    strip.hidden = !data.strip;
+    if (data.strip) strip.src = data.strip;
     gif.hidden = !data.gif;
     if (data.gif) gif.href = data.gif;
     $("#tab-morph .caption").textContent = (body.seeds ? `seed ${body.seeds[0]} → seed ${body.seeds[1]}`
