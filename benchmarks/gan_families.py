@@ -19,6 +19,7 @@ gan_families_mix.png (style mixing) and gan_families_truncation.png.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,15 @@ from genlab.io.grids import concat_images, save_image
 from genlab.metrics import frechet_distance, precision_recall_density_coverage
 from genlab.models.judge import load_judge
 from genlab.tools.latent import perceptual_path_length
+from genlab.tools.wspace import class_direction_in_w, measure_w_direction
 
 ARCHITECTURES = ("dcgan", "style", "big")
+
+
+# Category pairs for the W-space edits (emoji categories: Smileys & Emotion, People & Body, Animals & Nature,
+# Food & Drink, Travel & Places, Activities, Objects, Symbols, Flags), and the strengths s of w + s·d.
+EDIT_PAIRS = ((0, 2), (1, 0), (3, 6), (8, 7))
+EDIT_STRENGTHS = (0.5, 1.0, 1.5)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--truncations", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0, 1.5])
     parser.add_argument("--judge", default=None, help="a judge run directory (default: train one on --data)")
     parser.add_argument("--judge-epochs", type=int, default=10)
+    parser.add_argument("--edits-only", action="store_true",
+                        help="only add the W-space category edits to the results of an earlier run (its --work-dir)")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None)
@@ -110,14 +120,44 @@ def path_lengths(model: Any, judge: Any, args: argparse.Namespace) -> dict[str, 
     return result
 
 
+def w_edits(model: Any, judge: Any, classes: list[str]) -> list[dict[str, Any]]:
+    """Category directions in the style G's W (class means of w), each measured by the judge's flip rate on 200
+    fresh samples of the source class (``genlab.tools.wspace``)."""
+    rows = []
+    for a, b in EDIT_PAIRS:
+        if max(a, b) < len(classes):
+            direction = class_direction_in_w(model, a, b, num_samples=1000)
+            rows += [{"direction": f"{classes[a]} → {classes[b]}", **row}
+                     for row in measure_w_direction(model, direction, EDIT_STRENGTHS, judge=judge, num_images=200)]
+    return rows
+
+
 def score(architecture: str, run: str, args: argparse.Namespace, judge_dir: str | None) -> dict[str, Any]:
     torch.set_num_threads(1)
     model = genlab.load(run).eval()
     judge = load_judge(judge_dir) if judge_dir else load_judge()
-    real = judge.features(genlab.load_dataset(args.data, split="train").float_images(slice(None)))
+    data = genlab.load_dataset(args.data, split="train")
+    real = judge.features(data.float_images(slice(None)))
     row = {**quality(model, judge, real, args, None), **path_lengths(model, judge, args)}
     row["truncation_curve"] = {f"{psi:g}": quality(model, judge, real, args, psi) for psi in args.truncations}
+    if architecture == "style" and model.config.num_classes:
+        row["w_edits"] = w_edits(model, judge, list(data.classes))
     return {"architecture": architecture, "row": row}
+
+
+def edits_only(args: argparse.Namespace) -> None:
+    """Add the W-space edits to an existing results file (a run scored before they existed), then re-render it."""
+    json_path = (Path(args.work_dir) if args.quick else harness.RESULTS_DIR) / f"{args.name}.json"
+    payload = json.loads(json_path.read_text())
+    results = payload["results"]
+    run = Path(args.work_dir) / "style"  # where train_architecture put it
+    judge_dir = args.judge or str(Path(args.work_dir) / "judge")
+    torch.set_num_threads(1)
+    model, judge = genlab.load(run).eval(), load_judge(judge_dir)
+    classes = list(genlab.load_dataset(args.data, split="train").classes)
+    results["rows"]["style"]["w_edits"] = w_edits(model, judge, classes)
+    json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(harness.rerender(json_path, lambda saved: markdown(saved["results"])).read_text())
 
 
 def pictures(trained: dict[str, dict[str, Any]], directory: Path, name: str) -> None:
@@ -167,6 +207,14 @@ def markdown(results: dict[str, Any]) -> str:
     for architecture, row in rows.items():
         lines += [f"| {architecture} | {psi} | {q['fid']:.2f} | {q['precision']:.3f} | {q['recall']:.3f} | "
                   f"{q['label_accuracy']:.3f} |" for psi, q in row["truncation_curve"].items()]
+    edits = rows.get("style", {}).get("w_edits", [])
+    if edits:
+        lines += ["", "## Category edits in W (style)", "",
+                  "w + s·d, d = mean w of the target class − mean w of the source class (over 1,000 random z each, the "
+                  "class given to the mapping); 200 fresh source-class samples per direction, judged after the edit.", "",
+                  "| direction | s | judged target ↑ | judged source | judge-feature distance |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {e['direction']} | {e['strength']:g} | {e['flip_rate']:.3f} | {e['source_rate']:.3f} | "
+                  f"{e['feature_distance']:.2f} |" for e in edits]
     judge = results["judge_accuracy"]
     lines += ["", f"{args['num_samples']} samples (classes in turn) against the training images, in the features of a "
               "judge trained on the same data" + (f" (test accuracy {judge:.3f})" if judge is not None else "") + "; PPL: "
@@ -178,6 +226,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.edits_only:
+        edits_only(args)
+        return
     machine = harness.machine_info()
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-gan-families-"))
     trained = {t["architecture"]: t for t in in_processes(train_architecture, [(a, args, str(work)) for a in args.architectures],
