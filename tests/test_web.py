@@ -109,6 +109,25 @@ def test_edit_at_strength_zero_is_the_original(explorer):
     assert moved["direction"] == "Sneaker → Ankle boot"
 
 
+def test_a_style_gan_edits_by_category_directions_in_w(tmp_path):
+    mini = genlab.load_dataset("fashion-mnist-mini", split="train")
+    torch.manual_seed(0)
+    model = genlab.GAN(genlab.GANConfig(architecture="style", num_classes=10, latent_dim=10, g_width=4, d_width=4))
+    genlab.train(model, mini, genlab.TrainConfig(max_steps=1, batch_size=8, out_dir=str(tmp_path / "style"), progress=False,
+                                                 tensorboard=False, device="cpu", num_sample_images=0))
+    style = Explorer([tmp_path / "style"], load_data=False)
+    ids = [d["id"] for d in style.describe()["runs"][0]["directions"]]
+    assert ids[:5] == ["pc0", "pc1", "pc2", "pc3", "pc4"] and "w:7->9" in ids and len(ids) == 5 + 90
+    answer = style.edit({"run": "style", "direction": "w:7->9", "strength": 1, "seed": 4})
+    assert answer["direction"] == "Sneaker → Ankle boot (in W)"
+    model = style.runs["style"].model
+    expected = model.sample(1, seed=4, labels=[7])  # the seed's sneaker: w of the same z under class 7
+    assert (decode_url(answer["original"])[0, ::6, ::6] - expected[0, 0]).abs().max() <= 1 / 255 + 1e-6
+    assert answer["edited"] != answer["original"]
+    with pytest.raises(RequestError, match="W directions edit generated images"):
+        style.edit({"run": "style", "direction": "w:7->9", "image": data_url(blank())})
+
+
 def test_inpaint_keeps_the_known_pixels_and_fills_the_hole(explorer):
     picked = explorer.pick({"run": "vae", "index": 3})
     test_image = genlab.load_dataset("fashion-mnist-mini", split="test").float_images([3])[0]

@@ -15,15 +15,13 @@ import tempfile
 import threading
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from genlab.data import Dataset, load_dataset
+from genlab.data import load_dataset
 from genlab.errors import GenlabError
 from genlab.io.checkpoints import read_run_config
 from genlab.models.base import truncated_normal
@@ -34,13 +32,23 @@ from genlab.tools.inpainting import comparison_picture, inpaint, show_holes
 from genlab.tools.inversion import decode, invert, latent_dim
 from genlab.tools.latent import interpolation_path, morph
 from genlab.tools.upscale import upscale_image
+from genlab.tools.wspace import class_direction_in_w, synthesize, w_codes
+from genlab.web.catalog import (
+    LATENT,
+    SAMPLERS,
+    Run,
+    code_classes,
+    describe,
+    direction_list,
+    num_classes,
+    run_ids,
+)
 from genlab.web.uploads import (
     Limits,
     RequestError,
     choice,
     gif_url,
     integer,
-    label,
     number,
     png_url,
     read_upload,
@@ -48,9 +56,6 @@ from genlab.web.uploads import (
     view_scale,
 )
 
-SAMPLERS = ("vae", "gan", "diffusion")  # kinds with a sample() and a place in `genlab compare`
-LATENT = ("vae", "gan")  # kinds with a code to walk, edit and fill holes through
-PRINCIPAL_COMPONENTS = 5  # GANSpace directions offered per run
 MAX_SEED = 2**31 - 1
 MIN_COMPARE_SAMPLES = 200  # FID's covariance of the judge's 128 features needs more samples than features
 MAX_STRENGTH = 4.0
@@ -58,68 +63,6 @@ MAX_STRENGTH = 4.0
 # the command line's defaults (more steps, restarts) take tens of seconds a picture on a CPU.
 PAGE_STEPS = {"projection": 100, "gan": 100, "vae-optimize": 100}
 DIFFUSION_STEPS = 20  # DDIM steps for a diffusion run's samples on the page (a CPU draws a 16-grid in seconds)
-HELP = {
-    "sample": "Draw new images from the model. The same seed always gives the same images; a new seed, new ones.",
-    "morph": "Walk the latent space in a straight line (lerp) or along the sphere (slerp) from one image's code to "
-             "another's, and slide t to watch one image turn into the other.",
-    "edit": "Move an image's code along a direction - from one class towards another, or a principal component of "
-            "the generator (GANSpace) - and drag the strength to see what the direction changes.",
-    "inpaint": "Paint over part of an image (or pick a preset mask) and let the model fill the hole with what fits "
-               "the rest; a border mask extends the image outwards (outpainting).",
-    "upscale": "Upload a small image: the super-resolution model enlarges it (the input, enlarged by pixel "
-               "repetition, is shown beside it for comparison).",
-    "translate": "Upload an image of one domain and see the model's translation into the other.",
-    "compare": "Measure the runs side by side on their test data (sample quality, diversity, likelihood where there "
-               "is one): the numbers behind 'VAE vs GAN'. Takes a minute or more on a CPU.",
-}
-TABS = {"vae": ["sample", "morph", "edit", "inpaint"], "gan": ["sample", "morph", "edit", "inpaint"],
-        "diffusion": ["sample"], "sr": ["upscale"], "pix2pix": ["translate"], "cyclegan": ["translate"]}
-
-
-@dataclass
-class Run:
-    """One served run: the model, what the page may do with it, and what is worth keeping between requests."""
-
-    id: str
-    path: Path
-    model: Any
-    dataset: str | None  # the run's dataset name, when its config records one
-    classes: list[str]
-    test: Dataset | None = None  # the run's test split, when it loads here (picking images, class names)
-    directions: dict[str, Direction] = field(default_factory=dict)
-    codes: OrderedDict = field(default_factory=OrderedDict)  # upload hash → code, a few (GAN projection is slow)
-
-    @property
-    def kind(self) -> str:
-        return self.model.kind
-
-    def conditional_label(self, body: dict[str, Any], name: str = "label") -> int | None:
-        return label(body, self.classes if _num_classes(self.model) else [], name)
-
-    def code_label(self, body: dict[str, Any], name: str = "label") -> int | None:
-        """The class for a code path (morph, edit, inpaint): a conditional GAN's, else None (ignored)."""
-        return label(body, self.classes, name) if _code_classes(self.model) else None
-
-
-def _num_classes(model: Any) -> int:
-    return int(getattr(getattr(model, "config", None), "num_classes", 0) or 0)
-
-
-def _code_classes(model: Any) -> int:
-    """Classes a model's code paths take (a conditional GAN's G(z, y)); a conditional VAE samples by class, but
-    the latent tools walk its codes without one."""
-    return _num_classes(model) if model.kind == "gan" else 0
-
-
-def _run_ids(paths: Sequence[Path]) -> list[str]:
-    ids: list[str] = []
-    for path in paths:
-        base = path.name or "run"
-        name, k = base, 2
-        while name in ids:
-            name, k = f"{base}-{k}", k + 1
-        ids.append(name)
-    return ids
 
 
 class Explorer:
@@ -132,12 +75,12 @@ class Explorer:
         self.limits = limits or Limits()
         self.runs: dict[str, Run] = {}
         paths = [Path(run) for run in runs]
-        for run_id, path in zip(_run_ids(paths), paths, strict=True):
+        for run_id, path in zip(run_ids(paths), paths, strict=True):
             model = load(path, device=device)
             saved = read_run_config(path).get("dataset", {}) or {}
             classes = [str(c) for c in saved.get("classes") or []]
-            if _num_classes(model) and len(classes) != _num_classes(model):
-                classes = [str(i) for i in range(_num_classes(model))]
+            if num_classes(model) and len(classes) != num_classes(model):
+                classes = [str(i) for i in range(num_classes(model))]
             entry = Run(run_id, path, model, saved.get("name"), classes)
             if load_data and entry.dataset and model.kind in LATENT:
                 with contextlib.suppress(GenlabError, TypeError, OSError):  # no data here: no picking, no class directions
@@ -154,49 +97,9 @@ class Explorer:
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/runs`` answers: each run with the tabs and choices that apply to it."""
-        return {"runs": [self._describe(run) for run in self.runs.values()],
+        return {"runs": [describe(run) for run in self.runs.values()],
                 "compare": any(run.kind in SAMPLERS and run.dataset is not None for run in self.runs.values()),
                 "limits": self.limits.public()}
-
-    def _describe(self, run: Run) -> dict[str, Any]:
-        model, kind = run.model, run.kind
-        shape = [int(s) for s in model.image_shape] if hasattr(model, "image_shape") else list(model.config.image_shape)
-        tabs = TABS.get(kind, [])
-        architecture = getattr(model.config, "architecture", None)
-        truncation = None
-        if kind == "gan" and architecture == "style":
-            truncation = {"name": "ψ", "help": "truncation in W: 0 the average image, 1 none", "min": 0.0, "max": 1.0,
-                          "step": 0.05, "default": 0.7}
-        elif kind in LATENT:
-            truncation = {"name": "τ", "help": "truncation: redraw code entries beyond ±τ (smaller: safer, less varied)",
-                          "min": 0.02, "max": 3.0, "step": 0.05, "default": 1.0}
-        methods = {"vae": ["vae-optimize", "vae-iterative", "nearest", "mean"], "gan": ["gan", "nearest", "mean"]}
-        parts = [kind.upper() if kind in ("vae", "gan", "sr") else kind, architecture if kind == "gan" else None,
-                 run.dataset, "×".join(map(str, shape)),
-                 f"latent {model.config.latent_dim}" if kind in LATENT else None,
-                 f"×{model.scale} {model.config.variant}" if kind == "sr" else None,
-                 f"{len(run.classes)} classes" if _num_classes(model) else None]
-        return {"id": run.id, "path": str(run.path), "kind": kind, "title": f"{run.id}: " + " · ".join(p for p in parts if p),
-                "image_shape": shape, "classes": run.classes if _num_classes(model) else [], "tabs": tabs,
-                "truncation": truncation, "morph_images": kind in LATENT, "directions": self._direction_list(run),
-                "inpaint_methods": methods.get(kind, []), "pick_from_data": run.test is not None,
-                "comparable": kind in SAMPLERS and run.dataset is not None,
-                "translate_directions": ["a2b", "b2a"] if kind == "cyclegan" else ["a2b"] if kind == "pix2pix" else [],
-                "scale": getattr(model, "scale", None) if kind == "sr" else None,
-                "alpha": kind == "sr" and model.config.variant == "esrgan" and bool(int(getattr(model, "psnr_reference", 0))),
-                "help": {tab: HELP[tab] for tab in [*tabs, "compare"]}}
-
-    def _direction_list(self, run: Run) -> list[dict[str, str]]:
-        if run.kind not in LATENT:
-            return []
-        d = latent_dim(run.model)
-        found = [{"id": f"pc{k}", "label": f"GANSpace component {k}"} for k in range(min(PRINCIPAL_COMPONENTS, d))]
-        # Class directions need the data's codes: a VAE encodes 1,000 images in a blink; a GAN would project them
-        # (minutes), so a GAN gets its principal components only.
-        if run.kind == "vae" and run.test is not None and run.test.labels is not None and run.classes:
-            found += [{"id": f"{a}->{b}", "label": f"{run.classes[a]} → {run.classes[b]}"}
-                      for a in range(len(run.classes)) for b in range(len(run.classes)) if a != b]
-        return found
 
     # ---------------------------------------------------------------------------------------- operations
 
@@ -216,7 +119,7 @@ class Explorer:
         chosen = run.conditional_label(body)
         if chosen is not None:
             options["labels"] = [chosen] * n
-        described = self._describe(run)["truncation"]
+        described = describe(run)["truncation"]
         if described is not None:
             tau = number(body, "truncation", described["min"] if described["name"] == "τ" else 0.0, 100.0, optional=True)
             if tau is not None:
@@ -236,12 +139,12 @@ class Explorer:
             image = run.test.float_images([index])
             given = int(run.test.labels[index]) if run.test.labels is not None else None
             caption = f"test image {index}" + (f" ({run.test.classes[given]})" if given is not None and run.test.classes else "")
-            return {"image": png_url(image, padding=0), "label": given if _code_classes(run.model) else None, "caption": caption}
+            return {"image": png_url(image, padding=0), "label": given if code_classes(run.model) else None, "caption": caption}
         seed = integer(body, "seed", 0, MAX_SEED, 0)
         chosen = run.code_label(body)
         with torch.inference_mode():
             image = run.model.sample(1, seed=seed, **({"labels": [chosen]} if chosen is not None else {}))
-        return {"image": png_url(image, padding=0), "label": chosen if chosen is not None else (0 if _code_classes(run.model) else None),
+        return {"image": png_url(image, padding=0), "label": chosen if chosen is not None else (0 if code_classes(run.model) else None),
                 "caption": f"sample, seed {seed}"}
 
     def morph(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +157,7 @@ class Explorer:
                 raise RequestError("labels: expected two classes, one per end")
             labels = [run.code_label({"label": value}) for value in labels]
             labels = None if None in labels else labels
-        if labels is None and _code_classes(run.model):
+        if labels is None and code_classes(run.model):
             labels = [0, 0]
         if body.get("images") is not None:
             images = body["images"]
@@ -279,12 +182,20 @@ class Explorer:
 
     def edit(self, body: dict[str, Any]) -> dict[str, Any]:
         run = self.run(body, LATENT)
-        ids = [d["id"] for d in self._direction_list(run)]
+        ids = [d["id"] for d in direction_list(run)]
         key = choice(body, "direction", ids, ids[0] if ids else None)
         direction = self._direction(run, key)
         strength = number(body, "strength", -MAX_STRENGTH, MAX_STRENGTH, 1.5)
+        label = next(d["label"] for d in direction_list(run) if d["id"] == key)
+        if key.startswith("w:"):
+            if body.get("image") not in (None, ""):
+                raise RequestError("W directions edit generated images (a seed): an upload would need projecting into W")
+            w = w_codes(run.model, 1, torch.tensor([direction.source_class]), seed=integer(body, "seed", 0, MAX_SEED, 0))
+            both = synthesize(run.model, torch.cat([w, w + strength * direction.vector]))
+            scale = view_scale(both.shape[-2]) * 2
+            return {"original": png_url(both[0], scale=scale), "edited": png_url(both[1], scale=scale), "direction": label}
         chosen = run.code_label(body)
-        if chosen is None and _code_classes(run.model):
+        if chosen is None and code_classes(run.model):
             chosen = 0
         options = {} if chosen is None else {"labels": [chosen]}
         if body.get("image") not in (None, ""):
@@ -294,12 +205,11 @@ class Explorer:
         with torch.no_grad():
             both = edit(run.model, z, direction, [0.0, strength], **options)[:, 0]
         scale = view_scale(both.shape[-2]) * 2
-        return {"original": png_url(both[0], scale=scale), "edited": png_url(both[1], scale=scale),
-                "direction": next(d["label"] for d in self._direction_list(run) if d["id"] == key)}
+        return {"original": png_url(both[0], scale=scale), "edited": png_url(both[1], scale=scale), "direction": label}
 
     def inpaint(self, body: dict[str, Any]) -> dict[str, Any]:
         run = self.run(body, LATENT)
-        methods = self._describe(run)["inpaint_methods"]
+        methods = describe(run)["inpaint_methods"]
         method = choice(body, "method", methods, methods[0])
         image = self.upload(run, body, "image")[None]
         height, width = image.shape[-2:]
@@ -312,7 +222,7 @@ class Explorer:
             raise RequestError("the mask is empty: paint over the part to fill (white = hole)")
         mask = (~hole).float()  # genlab's convention: 1 = known pixel, 0 = hole
         chosen = run.code_label(body)
-        labels = None if not _code_classes(run.model) else torch.tensor([0 if chosen is None else chosen])
+        labels = None if not code_classes(run.model) else torch.tensor([0 if chosen is None else chosen])
         steps = PAGE_STEPS.get(method)
         with torch.enable_grad():  # the optimising methods need autograd; the rest ignore it
             completed = inpaint(run.model, image, mask, method, steps=steps, labels=labels, progress=False,
@@ -343,7 +253,7 @@ class Explorer:
     def translate(self, body: dict[str, Any]) -> dict[str, Any]:
         run = self.run(body, ("pix2pix", "cyclegan"))
         model = run.model
-        direction = choice(body, "direction", self._describe(run)["translate_directions"], "a2b")
+        direction = choice(body, "direction", describe(run)["translate_directions"], "a2b")
         size = tuple(model.config.image_shape[1:])
         image = read_upload(body.get("image"), upload_name(body), self.limits, channels=model.input_channels(direction),
                             size=size).float()[None] / 255.0
@@ -407,6 +317,9 @@ class Explorer:
                 return run.directions[key]
         if key.startswith("pc"):
             found = principal_direction(run.model, int(key[2:]), num_samples=2000)
+        elif key.startswith("w:"):
+            source, target = (int(k) for k in key[2:].split("->"))
+            found = class_direction_in_w(run.model, source, target, num_samples=1000)
         else:
             source, target = (int(k) for k in key.split("->"))
             train = load_dataset(run.dataset, split="train")
