@@ -35,6 +35,7 @@ import torch
 from benchmarks.families import CPUClock
 
 REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
 # Set5 ×4 PSNR (dB, Y channel), the shape of the table as given in issue 21: Ledig et al. 2017 Table 4 (bicubic,
 # SRResNet, SRGAN) and Wang et al. 2018 (RRDB-PSNR).
 PAPER_SET5_X4 = {"bicubic": 28.43, "SRResNet": 32.05, "SRGAN": 29.40, "RRDB-PSNR": 32.73}
@@ -62,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="SRConfig options for every model (the defaults: small nets a CPU trains in minutes)")
     parser.add_argument("--ablation", action="store_true", help="also train ESRGAN without the perceptual loss")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the models of the earlier results (same --name, --work-dir and settings) and train only "
+                             "the missing ones, e.g. to add --ablation; every row is scored again")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None, help="where runs go (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny nets, seconds of training, small crops")
@@ -116,6 +120,25 @@ def train_model(name: str, spec: tuple, args: argparse.Namespace, data, runs: di
     return {"run": str(out_dir), "variant": variant, "init_from": start, "lr": lr, "config": {**args.config, **extra},
             "train_seconds": time.perf_counter() - started + (runs[start]["train_seconds"] if start else 0.0),
             "own_train_seconds": time.perf_counter() - started, "steps": _steps(out_dir)}
+
+
+def reusable_runs(args: argparse.Namespace, work_dir: Path) -> dict[str, dict[str, Any]]:
+    """The trained models of the earlier results file (``--name``) whose run folders are still in ``work_dir``
+    and whose settings match these: ``--reuse`` then trains only what is new (e.g. the ``--ablation`` row)."""
+    path = RESULTS / f"{args.name}.json"
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())["results"]
+    same = all(saved["settings"].get(key) == getattr(args, key)
+               for key in ("budget", "scale", "patch", "patches", "batch_size", "photos", "config", "seed"))
+    if not same:
+        raise SystemExit(f"--reuse: {path} was made with other settings; run without --reuse")
+    found = {}
+    for name, info in saved["runs"].items():
+        run = work_dir / Path(info["run"]).name
+        if (name in MODELS or name == ABLATION[0]) and (run / "model.safetensors").is_file():
+            found[name] = {**info, "run": str(run)}
+    return found
 
 
 def _steps(run: Path) -> int | None:
@@ -246,8 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-sr-photos-"))
     runs: dict[str, dict[str, Any]] = {}
     try:
+        earlier = reusable_runs(args, work_dir) if args.reuse else {}
         for name, spec in models.items():
-            runs[name] = train_model(name, spec, args, data, runs, work_dir)
+            if name in earlier:
+                print(f"reusing {name} from the earlier results ({earlier[name]['run']})", flush=True)
+                runs[name] = earlier[name]
+            else:
+                runs[name] = train_model(name, spec, args, data, runs, work_dir)
         loaded = {name: genlab.load(info["run"]) for name, info in runs.items()}
         loaded["ESRGAN α = 0.8"] = loaded["ESRGAN"].interpolated(0.8)
         runs["ESRGAN α = 0.8"] = {**runs["ESRGAN"], "config": {**runs["ESRGAN"]["config"], "alpha": 0.8}}
