@@ -11,6 +11,7 @@ is ``genlab.web.server``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import tempfile
 import threading
 import time
@@ -299,7 +300,8 @@ class Explorer:
 
     def _upload_code(self, run: Run, body: dict[str, Any], options: dict[str, Any]) -> torch.Tensor:
         image = self.upload(run, body, "image")
-        key = (hash(image.numpy().tobytes()), tuple(options.get("labels") or ()))
+        # A digest, not hash(): two uploads whose 64-bit hashes collide would share one projected code.
+        key = (hashlib.sha256(image.numpy().tobytes()).hexdigest(), tuple(options.get("labels") or ()))
         with self._lock:
             if key in run.codes:
                 return run.codes[key]
