@@ -3,7 +3,9 @@ ESRGAN at α = 0.8 (network interpolation), on a held-out "Set5"-like set of who
 
 Training: random HR patches (``genlab.data.photos``: the bundled training photos only, or ``--photos DIR``),
 low-res made inside the loss by antialiased bicubic downsampling (``downsampling="bicubic"``), each model
-trained by ``genlab.train`` for ``--budget`` CPU seconds of its process (``CPUClock``) on 1 torch thread. SRGAN's G starts from
+trained by ``genlab.train`` for ``--budget`` CPU seconds of its process (``CPUClock``), in fp32 by default (``--precision``:
+bf16 autocast measured worse per CPU second, see ``PRECISION_NOTE``). ``--jobs 2`` trains the models that do not
+depend on each other in parallel processes (SRResNet ∥ RRDB-PSNR, then the GANs). SRGAN's G starts from
 the SRResNet (Ledig et al. §3.2), ESRGAN's from the RRDB-PSNR model (Wang et al. §3.4); the ESRGAN α = 0.8
 row is the interpolation of those two (no extra training).
 
@@ -15,6 +17,9 @@ bicubic downsampling against the input); inference time per output megapixel (ti
 
     python -m benchmarks.super_resolution_photos --budget 900            # about 4 × 15 min + scoring
     python -m benchmarks.super_resolution_photos --quick                 # a smoke test: seconds, tiny nets
+
+``--curve-every S`` also scores each model's mean PSNR-Y on the held-out photos every S CPU seconds of its training
+(scoring time off its clock): the learning curves, plotted in docs/images/<name>_curve.png.
 
 Results: benchmarks/results/sr_photos.{json,md}, picture docs/images/sr_photos.png (crops of a held-out
 photo: bicubic | SRResNet | SRGAN | ESRGAN | original).
@@ -32,7 +37,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.families import CPUClock
+from benchmarks.families import CPUClock, in_processes
+from genlab.training import Callback
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -49,6 +55,11 @@ MODELS = {
     "ESRGAN": ("esrgan", "RRDB-PSNR", 1e-4, {}),
 }
 ABLATION = ("ESRGAN without perceptual loss", ("esrgan", "RRDB-PSNR", 1e-4, {"perceptual_weight": 0.0}))
+# Why fp32 by default: SRResNet, 300 CPU s on 1 thread, validated on two TRAINING photos held out for the purpose
+# (china, rocket; not the test set), AMD EPYC with AVX-512 BF16: bf16 autocast 1,592 steps, +0.12 dB over bicubic;
+# fp32 1,016 steps, +0.18 dB. bf16 steps are cheaper but each learns less of the small residual detail.
+PRECISION_NOTE = ("fp32: bf16 autocast made more steps per CPU second but a smaller gain over bicubic "
+                  "(validated on held-out training photos)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", default='{"channels": 32, "blocks": 4, "growth": 16}', metavar="JSON",
                         help="SRConfig options for every model (the defaults: small nets a CPU trains in minutes)")
     parser.add_argument("--ablation", action="store_true", help="also train ESRGAN without the perceptual loss")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training process")
+    parser.add_argument("--jobs", type=int, default=1, help="train up to N independent models at once, one process each")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"), help="training precision (default fp32)")
+    parser.add_argument("--grayscale", action="store_true",
+                        help="also cut training patches from the bundled grayscale photos (camera, brick, grass, gravel)")
+    parser.add_argument("--curve-every", type=float, default=0.0, metavar="S",
+                        help="score each model on the held-out photos every S CPU seconds of training (0: off)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the models of the earlier results (same --name, --work-dir and settings) and train only "
                              "the missing ones, e.g. to add --ablation; every row is scored again")
@@ -91,16 +108,64 @@ def photo_sets(args: argparse.Namespace) -> tuple[list[torch.Tensor], dict[str, 
         train, test = [everything[n] for n in split["train"]], {n: everything[n] for n in split["test"]}
         where = f"your folder {args.photos} ({len(train)} training photos, {len(test)} held out)"
     else:
-        train, test = list(photos.training_photos().values()), photos.test_photos()
-        where = "the bundled photos (genlab.data.photos: " + ", ".join(photos.photo_names("train")) + " for training)"
+        train, test = list(photos.training_photos(grayscale=args.grayscale).values()), photos.test_photos()
+        where = ("the bundled photos (genlab.data.photos: " + ", ".join(photos.photo_names("train", grayscale=args.grayscale))
+                 + " for training)")
     if args.quick:  # small crops keep scoring to seconds
         test = {name: image[:, :64, :64] for name, image in list(test.items())[:2]}
     return train, test, where
 
 
-def train_model(name: str, spec: tuple, args: argparse.Namespace, data, runs: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+class HeldOutCurve(Callback):
+    """Every ``every`` CPU seconds of training, and at its end: the model's mean PSNR-Y on the held-out photos
+    (``held_out_pairs``, the table's protocol), as [CPU seconds, step, dB] points. The scoring's CPU time is
+    taken out of the run's clock, so it does not shorten the training budget."""
+
+    def __init__(self, every: float, pairs: list[tuple[torch.Tensor, torch.Tensor]], scale: int, clock: CPUClock) -> None:
+        self.every, self.pairs, self.scale, self.clock = every, pairs, scale, clock
+        self.points: list[list[float]] = []
+
+    def measure(self, run: Any) -> None:
+        from genlab.io.images import to_uint8
+        from genlab.metrics.image import psnr_y
+        from genlab.tools.upscale import upscale_image
+
+        paused = time.process_time()
+        with torch.no_grad():
+            values = [float(psnr_y(to_uint8(upscale_image(run.model, low, exact=False)).float() / 255.0, hr, border=self.scale)[0])
+                      for low, hr in self.pairs]
+        self.points.append([round(run.elapsed(), 1), run.step, sum(values) / len(values)])
+        self.clock.paused += time.process_time() - paused
+
+    def on_step_end(self, run: Any) -> None:
+        if run.elapsed() >= self.every * (len(self.points) + 1):
+            self.measure(run)
+
+    def on_train_end(self, run: Any) -> None:
+        if not self.points or self.points[-1][1] != run.step:
+            self.measure(run)
+
+
+def held_out_pairs(test: dict[str, torch.Tensor], scale: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(low-res input, high-res target) per held-out photo, floats in [0, 1]: the photo cropped to a multiple of
+    ``scale``, and its bicubic downsampling quantised to 8 bits, as a saved low-res file would be."""
+    from genlab.io.images import to_uint8
+    from genlab.models.sr.nets import downsample_bicubic
+
+    pairs = []
+    for image in test.values():
+        h, w = image.shape[1] // scale * scale, image.shape[2] // scale * scale
+        hr = image[None, :, :h, :w].float() / 255.0
+        pairs.append((to_uint8(downsample_bicubic(hr, scale).clamp(0, 1)).float() / 255.0, hr))
+    return pairs
+
+
+def train_model(name: str, spec: tuple, args: argparse.Namespace, data, runs: dict[str, Any], work_dir: Path,
+                test: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Train one row's model (in this process: ``--jobs`` runs it in a fresh one) and describe the run."""
     import genlab
 
+    torch.set_num_threads(args.threads)
     variant, start, lr, extra = spec
     out_dir = work_dir / name.lower().replace(" ", "-")
     if out_dir.exists():
@@ -112,14 +177,40 @@ def train_model(name: str, spec: tuple, args: argparse.Namespace, data, runs: di
     if start:
         model.copy_generator_from(genlab.load(runs[start]["run"]), where=start)
     train = genlab.TrainConfig(epochs=100_000, batch_size=args.batch_size, lr=lr, seed=args.seed, out_dir=str(out_dir),
-                               device="cpu", max_seconds=args.budget, log_every=50, progress=not args.quick,
-                               tensorboard=False, num_sample_images=0)
-    print(f"training {name} ({variant}{', from ' + start if start else ''}) for {args.budget:.0f} s → {out_dir}", flush=True)
+                               device="cpu", max_seconds=args.budget, log_every=50, progress=not args.quick and args.jobs == 1,
+                               tensorboard=False, num_sample_images=0, precision=args.precision)
+    clock = CPUClock()
+    curve = HeldOutCurve(args.curve_every, held_out_pairs(test, args.scale), args.scale, clock) if args.curve_every else None
+    print(f"training {name} ({variant}{', from ' + start if start else ''}) for {args.budget:.0f} CPU s → {out_dir}", flush=True)
     started = time.perf_counter()
-    genlab.train(model, data, train, callbacks=[CPUClock()])
-    return {"run": str(out_dir), "variant": variant, "init_from": start, "lr": lr, "config": {**args.config, **extra},
+    genlab.train(model, data, train, callbacks=[clock] + ([curve] if curve else []))
+    info = {"run": str(out_dir), "variant": variant, "init_from": start, "lr": lr, "config": {**args.config, **extra},
             "train_seconds": time.perf_counter() - started + (runs[start]["train_seconds"] if start else 0.0),
             "own_train_seconds": time.perf_counter() - started, "steps": _steps(out_dir)}
+    if curve:
+        info["curve"] = curve.points  # [CPU seconds, step, mean PSNR-Y (dB)]
+    print(f"trained {name}: {info['steps']} steps in {info['own_train_seconds']:.0f} s", flush=True)
+    return info
+
+
+def train_all(models: dict[str, tuple], args: argparse.Namespace, data, earlier: dict[str, Any], work_dir: Path,
+              test: dict[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
+    """Every row's model, in waves: a wave holds the models whose starting model is already trained; with
+    ``--jobs N`` the models of a wave train N at a time, each in its own process (its own CPU clock)."""
+    runs: dict[str, dict[str, Any]] = {}
+    for name in models:
+        if name in earlier:
+            print(f"reusing {name} from the earlier results ({earlier[name]['run']})", flush=True)
+            runs[name] = earlier[name]
+    while len(runs) < len(models):
+        wave = [n for n, spec in models.items() if n not in runs and (spec[1] is None or spec[1] in runs)]
+        jobs = [(n, models[n], args, data, runs, work_dir, test) for n in wave]
+        if args.jobs > 1 and len(jobs) > 1:
+            results = in_processes(train_model, jobs, min(args.jobs, len(jobs)))
+        else:
+            results = [train_model(*job) for job in jobs]
+        runs.update(zip(wave, results, strict=True))
+    return {name: runs[name] for name in models}
 
 
 def reusable_runs(args: argparse.Namespace, work_dir: Path) -> dict[str, dict[str, Any]]:
@@ -130,7 +221,7 @@ def reusable_runs(args: argparse.Namespace, work_dir: Path) -> dict[str, dict[st
         return {}
     saved = json.loads(path.read_text())["results"]
     same = all(saved["settings"].get(key) == getattr(args, key)
-               for key in ("budget", "scale", "patch", "patches", "batch_size", "photos", "config", "seed"))
+               for key in ("budget", "scale", "patch", "patches", "batch_size", "photos", "config", "seed", "precision", "grayscale"))
     if not same:
         raise SystemExit(f"--reuse: {path} was made with other settings; run without --reuse")
     found = {}
@@ -152,7 +243,6 @@ def _steps(run: Path) -> int | None:
 def score(args: argparse.Namespace, upscalers: dict[str, Any], test: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
     from genlab.io.images import to_uint8
     from genlab.metrics.image import laplacian_energy, lr_consistency, psnr_y, ssim_y
-    from genlab.models.sr.nets import downsample_bicubic
 
     s = args.scale
     rows: dict[str, dict[str, float]] = {}
@@ -160,10 +250,8 @@ def score(args: argparse.Namespace, upscalers: dict[str, Any], test: dict[str, t
         values: dict[str, list[float]] = {"psnr_y": [], "ssim_y": [], "sharpness": [], "lr_psnr": []}
         seconds = megapixels = 0.0
         upscale(torch.rand(1, next(iter(test.values())).shape[0], 16, 16))  # warm-up: first-call costs are not timed
-        for image in test.values():
-            h, w = image.shape[1] // s * s, image.shape[2] // s * s
-            hr = image[None, :, :h, :w].float() / 255.0
-            low = to_uint8(downsample_bicubic(hr, s).clamp(0, 1)).float() / 255.0  # a saved 8-bit low-res image
+        for low, hr in held_out_pairs(test, s):
+            h, w = hr.shape[2:]
             started = time.perf_counter()
             sr = to_uint8(upscale(low)).float() / 255.0
             seconds += time.perf_counter() - started
@@ -206,11 +294,56 @@ def write_picture(args: argparse.Namespace, upscalers: dict[str, Any], test: dic
     return str(path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path)
 
 
+def write_curve_picture(args: argparse.Namespace, runs: dict[str, Any], bicubic: float) -> str | None:
+    """Mean held-out PSNR-Y against training CPU seconds, one line per model with a curve, bicubic and bicubic + 2 dB
+    as horizontal lines (the GANs' curves start where their PSNR model ended)."""
+    curves = {name: info["curve"] for name, info in runs.items() if info.get("curve")}
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for name, points in curves.items():
+        offset = runs[runs[name]["init_from"]]["curve"][-1][0] if runs[name].get("init_from") in curves else 0.0
+        axis.plot([offset + p[0] for p in points], [p[2] for p in points], marker="o", markersize=3, label=name)
+    axis.axhline(bicubic, color="0.4", linestyle="--", label=f"bicubic ({bicubic:.2f} dB)")
+    axis.axhline(bicubic + 2, color="C3", linestyle=":", label="bicubic + 2 dB (the target)")
+    axis.set(xlabel="training CPU seconds (GANs: after their PSNR model's)", ylabel="mean PSNR-Y on the held-out photos (dB)",
+             title=f"×{args.scale} super-resolution: learning curves")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    path = Path(args.picture).with_name(Path(args.picture).stem + "_curve.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path)
+
+
+def curve_lines(results: dict[str, Any]) -> list[str]:
+    """The learning curves as a Markdown table: mean held-out PSNR-Y (gain over bicubic) at each scoring point."""
+    runs, bicubic = results["runs"], results["rows"]["bicubic"]["psnr_y"]
+    curves = {name: info["curve"] for name, info in runs.items() if info.get("curve")}
+    if not curves:
+        return []
+    picture = os.path.relpath(REPO / results["curve_picture"], REPO / "benchmarks" / "results")
+    lines = ["", "## Learning curves", "", f"![held-out PSNR-Y against training CPU seconds]({picture})", "",
+             "| model | " + " | ".join(["CPU s", "step", "PSNR-Y (dB)", "gain over bicubic (dB)"]) + " |", "|---|---:|---:|---:|---:|"]
+    for name, points in curves.items():
+        for seconds, step, value in points:
+            lines.append(f"| {name} | {seconds:.0f} | {step} | {value:.2f} | {value - bicubic:+.2f} |")
+    return lines
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     rows, settings, runs = results["rows"], results["settings"], results["runs"]
     lines = [f"# Super-resolution ×{settings['scale']} on held-out photographs", "",
              f"Trained on {results['where']}; {settings['patches']:,} random {settings['patch']}×{settings['patch']} patches, "
-             f"batch {settings['batch_size']}, {settings['budget']:.0f} s of training per model on {settings['threads']} thread(s). "
+             f"batch {settings['batch_size']}, {settings['budget']:.0f} CPU s of training per model ({settings.get('precision', 'auto')}, "
+             f"{settings['threads']} thread(s) each). "
              f"Scored on {len(results['test_photos'])} whole held-out photos ({', '.join(results['test_photos'])}): bicubic "
              f"×{settings['scale']} downsampling, PSNR/SSIM on the BT.601 Y channel with {settings['scale']} border pixels cropped.",
              "", "| method | PSNR-Y (dB) ↑ | SSIM-Y ↑ | sharpness (÷ original) | LR-PSNR (dB) ↑ | parameters | training s | ms / MP |",
@@ -242,7 +375,9 @@ def markdown_report(results: dict[str, Any]) -> str:
                                      for n, i in runs.items()) + ".",
               "- training s of SRGAN and ESRGAN include the model each starts from; ms / MP: upscaling time per output "
               "megapixel on the benchmark's threads."]
-    return "\n".join(lines)
+    if settings.get("precision") == "fp32":
+        lines.append(f"- Precision: {PRECISION_NOTE}.")
+    return "\n".join(lines + curve_lines(results))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,26 +394,21 @@ def main(argv: list[str] | None = None) -> int:
     models = dict(MODELS)
     if args.ablation:
         models[ABLATION[0]] = ABLATION[1]
-    estimate = len(models) * args.budget + 60 + (0 if args.quick else 240)
-    print(f"this will take about {estimate / 60:.0f} min: {len(models)} models × {args.budget:.0f} s of training, "
+    waves = [sum(1 for spec in models.values() if (spec[1] is None) == first) for first in (True, False)]
+    estimate = sum(-(-n // max(1, args.jobs)) for n in waves) * args.budget + 60 + (0 if args.quick else 240)
+    print(f"this will take about {estimate / 60:.0f} min: {len(models)} models × {args.budget:.0f} CPU s of training, "
           "plus loading and scoring", flush=True)
     machine = harness.machine_info()
     started = time.perf_counter()
     train_photos, test, where = photo_sets(args)
     data = Dataset(random_patches(train_photos, args.patches, args.patch, seed=args.seed), None, (), "photos")
     work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="genlab-sr-photos-"))
-    runs: dict[str, dict[str, Any]] = {}
     try:
         earlier = reusable_runs(args, work_dir) if args.reuse else {}
-        for name, spec in models.items():
-            if name in earlier:
-                print(f"reusing {name} from the earlier results ({earlier[name]['run']})", flush=True)
-                runs[name] = earlier[name]
-            else:
-                runs[name] = train_model(name, spec, args, data, runs, work_dir)
+        runs = train_all(models, args, data, earlier, work_dir, test)
         loaded = {name: genlab.load(info["run"]) for name, info in runs.items()}
         loaded["ESRGAN α = 0.8"] = loaded["ESRGAN"].interpolated(0.8)
-        runs["ESRGAN α = 0.8"] = {**runs["ESRGAN"], "config": {**runs["ESRGAN"]["config"], "alpha": 0.8}}
+        runs["ESRGAN α = 0.8"] = {**runs["ESRGAN"], "config": {**runs["ESRGAN"]["config"], "alpha": 0.8}, "curve": None}
         upscalers = {"bicubic": lambda low: upsample_bicubic(low, args.scale).clamp(0.0, 1.0)}
         upscalers.update({name: (lambda low, m=model: upscale_image(m, low, exact=False)) for name, model in loaded.items()})
         order = [r for r in ROWS if r in upscalers] + [n for n in upscalers if n not in ROWS]
@@ -290,10 +420,12 @@ def main(argv: list[str] | None = None) -> int:
             row["params"] = sum(p.numel() for p in model.generator.parameters()) if model is not None else 0
             row["train_seconds"] = runs[name]["train_seconds"] if name in runs else 0.0
         picture = write_picture(args, upscalers, test)
+        curve_picture = write_curve_picture(args, runs, rows["bicubic"]["psnr_y"])
         settings = dict(vars(args))
         machine["load_average_at_end"] = list(os.getloadavg())
         results = {"settings": settings, "where": where, "test_photos": list(test), "runs": runs, "rows": rows,
-                   "picture": picture, "paper_set5_x4_psnr": PAPER_SET5_X4, "wall_seconds_total": time.perf_counter() - started}
+                   "picture": picture, "curve_picture": curve_picture, "paper_set5_x4_psnr": PAPER_SET5_X4,
+                   "wall_seconds_total": time.perf_counter() - started}
         harness.publish(args.name, results, markdown_report(results), machine=machine)
     finally:
         if not args.work_dir:

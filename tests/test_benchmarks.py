@@ -86,3 +86,60 @@ def test_families_rows_targets_and_correlation():
     assert correlation([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
     assert correlation([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert math.isnan(correlation([1, 2], [3, 4])) and math.isnan(correlation([1, 2, 3], [5, 5, 5]))
+
+
+def test_sr_photos_trains_in_waves_after_the_model_each_starts_from(monkeypatch, tmp_path):
+    """--jobs trains independent models together, but a GAN never before the PSNR model it starts from, and the
+    runs come back in the table's order (not the order they finished)."""
+    from benchmarks import super_resolution_photos as bench
+
+    calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def fake_train(name, spec, args, data, runs, work_dir, test):
+        calls.append((name, tuple(runs)))
+        return {"run": str(work_dir / name), "init_from": spec[1]}
+
+    monkeypatch.setattr(bench, "train_model", fake_train)
+    models = {**bench.MODELS, bench.ABLATION[0]: bench.ABLATION[1]}
+    args = argparse.Namespace(jobs=1)
+    earlier = {"SRResNet": {"run": "kept", "init_from": None}}
+    runs = bench.train_all(models, args, None, earlier, tmp_path, {})
+    assert list(runs) == list(models) and runs["SRResNet"]["run"] == "kept"  # reused, not retrained
+    trained = [name for name, _ in calls]
+    assert trained == ["SRGAN", "RRDB-PSNR", "ESRGAN", bench.ABLATION[0]]  # SRGAN's start is there already: wave 1
+    for name, ready in calls:
+        start = models[name][1]
+        assert start is None or start in ready, f"{name} trained before {start}"
+
+
+def test_sr_photos_curve_scores_the_model_and_keeps_its_time_off_the_clock(tmp_path):
+    """The learning curve's last point is the held-out PSNR-Y of the final model, computed the table's way, and
+    the CPU seconds spent scoring are not counted as training."""
+    import torch
+
+    import genlab
+    from benchmarks import super_resolution_photos as bench
+    from benchmarks.families import CPUClock
+    from genlab.data.dataset import Dataset
+    from genlab.io.images import to_uint8
+    from genlab.metrics.image import psnr_y
+
+    generator = torch.Generator().manual_seed(0)
+    photo = (torch.rand(3, 40, 44, generator=generator) * 255).to(torch.uint8)
+    pairs = bench.held_out_pairs({"noise": photo}, 4)
+    low, hr = pairs[0]
+    assert hr.shape == (1, 3, 40, 44) and low.shape == (1, 3, 10, 11)
+    assert torch.equal(low, torch.round(low * 255) / 255)  # an 8-bit low-res file, as a user would have
+    patches = (torch.rand(8, 3, 16, 16, generator=generator) * 255).to(torch.uint8)
+    model = genlab.SR(genlab.SRConfig(image_shape=(3, 16, 16), scale=4, channels=4, blocks=1, downsampling="bicubic"))
+    clock = CPUClock()
+    curve = bench.HeldOutCurve(1e-9, pairs, 4, clock)  # a point after every step
+    config = genlab.TrainConfig(epochs=5, max_steps=3, batch_size=4, out_dir=str(tmp_path / "run"), device="cpu",
+                                progress=False, tensorboard=False, num_sample_images=0, precision="fp32")
+    genlab.train(model, Dataset(patches, None, (), "photos"), config, callbacks=[clock, curve])
+    assert [step for _, step, _ in curve.points] == [1, 2, 3]
+    assert clock.paused > 0
+    final = genlab.load(str(tmp_path / "run"))
+    with torch.no_grad():
+        expected = float(psnr_y(to_uint8(final.upscale(low)).float() / 255, hr, border=4)[0])
+    assert curve.points[-1][2] == pytest.approx(expected, abs=1e-4)
