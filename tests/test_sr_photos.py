@@ -3,6 +3,7 @@ losses, network interpolation, the SR papers' Y-channel metrics, tiling of deep 
 the `genlab upscale RUN IMAGE` command."""
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,3 +325,10 @@ def test_an_output_too_large_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(upscale_module, "MAX_IMAGE_PIXELS", 100 * 100)
     with pytest.raises(ConfigError, match="would be 120×120 = 14,400 pixels, more than genlab's bound"):
         upscale_file(rrdb(), tmp_path / "p.png", tmp_path / "big.png")
+
+
+def test_the_front_page_lists_every_photo_with_its_source_and_licence():
+    """The README (generated from docs/index.md) carries the photo table as photo_table_markdown() prints it, so a
+    photo added to or changed in PHOTOS cannot leave the front page's licences stale."""
+    front = Path(__file__).resolve().parents[1] / "docs" / "index.md"
+    assert photos.photo_table_markdown() in front.read_text(encoding="utf-8")
