@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -88,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny nets, seconds of training, small crops")
     parser.add_argument("--name", default=None, help="results name (default sr_photos; sr_photos_quick with --quick)")
     parser.add_argument("--picture", default=None, help="picture path (default docs/images/<name>.png)")
+    parser.add_argument("--rerender", default=None, metavar="JSON",
+                        help="rewrite the report and the curve picture from a saved results file (no training)")
     args = parser.parse_args(argv)
     args.config = json.loads(args.config)
     if args.quick:
@@ -323,6 +326,23 @@ def write_curve_picture(args: argparse.Namespace, runs: dict[str, Any], bicubic:
     return str(path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path)
 
 
+def doubling_trend(points: list[list[float]], bicubic: float, target: float = 2.0) -> dict[str, float] | None:
+    """How fast the last two doublings of training time raised the gain over bicubic: the least-squares slope of
+    gain against log2(CPU seconds) over the points in [t_last / 4, t_last], in dB per doubling, and the CPU seconds at
+    which that line reaches ``target`` dB. Learning curves flatten in log-time too, so the time is a lower bound (the
+    optimistic reading); None with fewer than 3 such points or a trend that does not rise."""
+    last = points[-1][0]
+    tail = [(math.log2(seconds), value - bicubic) for seconds, _, value in points if last / 4 <= seconds and seconds > 0]
+    if len(tail) < 3:
+        return None
+    mean_x, mean_y = sum(x for x, _ in tail) / len(tail), sum(y for _, y in tail) / len(tail)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in tail) / sum((x - mean_x) ** 2 for x, _ in tail)
+    if slope <= 0:
+        return None
+    at_last = mean_y + slope * (math.log2(last) - mean_x)
+    return {"db_per_doubling": slope, "gain_at_end": at_last, "seconds_to_target": last * 2 ** ((target - at_last) / slope)}
+
+
 def curve_lines(results: dict[str, Any]) -> list[str]:
     """The learning curves as a Markdown table: mean held-out PSNR-Y (gain over bicubic) at each scoring point."""
     runs, bicubic = results["runs"], results["rows"]["bicubic"]["psnr_y"]
@@ -335,6 +355,13 @@ def curve_lines(results: dict[str, Any]) -> list[str]:
     for name, points in curves.items():
         for seconds, step, value in points:
             lines.append(f"| {name} | {seconds:.0f} | {step} | {value:.2f} | {value - bicubic:+.2f} |")
+    lines.append("")
+    for name in ("SRResNet", "RRDB-PSNR"):
+        trend = doubling_trend(curves[name], bicubic) if name in curves else None
+        if trend:
+            lines.append(f"- {name}: the last two doublings of training time added {trend['db_per_doubling']:.2f} dB per "
+                         f"doubling; at that rate (curves flatten, so this is optimistic) +2 dB would come after about "
+                         f"{trend['seconds_to_target'] / 3600:,.1f} CPU hours on this machine.")
     return lines
 
 
@@ -380,10 +407,23 @@ def markdown_report(results: dict[str, Any]) -> str:
     return "\n".join(lines + curve_lines(results))
 
 
+def rerender(args: argparse.Namespace) -> None:
+    """The Markdown report and the learning-curve picture again, from the saved results (after a change of wording)."""
+    from benchmarks import harness
+
+    saved = json.loads(Path(args.rerender).read_text())["results"]
+    settings = argparse.Namespace(**{**saved["settings"], "picture": str(REPO / saved["picture"])})
+    saved["curve_picture"] = write_curve_picture(settings, saved["runs"], saved["rows"]["bicubic"]["psnr_y"])
+    print(harness.rerender(args.rerender, lambda payload: markdown_report({**payload["results"], **saved})))
+
+
 def main(argv: list[str] | None = None) -> int:
     from benchmarks import harness
 
     args = parse_args(argv)
+    if args.rerender:
+        rerender(args)
+        return 0
     torch.set_num_threads(args.threads)
     import genlab
     from genlab.data.dataset import Dataset

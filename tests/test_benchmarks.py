@@ -143,3 +143,18 @@ def test_sr_photos_curve_scores_the_model_and_keeps_its_time_off_the_clock(tmp_p
     with torch.no_grad():
         expected = float(psnr_y(to_uint8(final.upscale(low)).float() / 255, hr, border=4)[0])
     assert curve.points[-1][2] == pytest.approx(expected, abs=1e-4)
+
+
+def test_sr_photos_doubling_trend_reads_the_last_two_doublings():
+    """A gain that grows by 0.3 dB per doubling of training time gives 0.3 dB per doubling, and +2 dB after the
+    doublings still missing; points before t_last / 4 do not count; a flat or short curve gives no trend."""
+    from benchmarks.super_resolution_photos import doubling_trend
+
+    points = [[150.0 * i, i, 29.0 + 0.3 * math.log2(i)] for i in range(1, 13)]
+    points[0][2] = 99.0  # at 150 s, before 1800 / 4: must not move the fit
+    trend = doubling_trend(points, bicubic=29.0)
+    assert trend["db_per_doubling"] == pytest.approx(0.3)
+    assert trend["gain_at_end"] == pytest.approx(0.3 * math.log2(12))
+    assert trend["seconds_to_target"] == pytest.approx(1800 * 2 ** ((2 - 0.3 * math.log2(12)) / 0.3))
+    assert doubling_trend([[s, 1, 30.0] for s in (500.0, 1000.0, 2000.0)], bicubic=29.0) is None
+    assert doubling_trend(points[-2:], bicubic=29.0) is None
