@@ -314,7 +314,8 @@ def write_curve_picture(args: argparse.Namespace, runs: dict[str, Any], bicubic:
         axis.plot([offset + p[0] for p in points], [p[2] for p in points], marker="o", markersize=3, label=name)
     axis.axhline(bicubic, color="0.4", linestyle="--", label=f"bicubic ({bicubic:.2f} dB)")
     axis.axhline(bicubic + 2, color="C3", linestyle=":", label="bicubic + 2 dB (the target)")
-    axis.set(xlabel="training CPU seconds (GANs: after their PSNR model's)", ylabel="mean PSNR-Y on the held-out photos (dB)",
+    axis.set_xscale("log", base=2)  # a doubling of training time is one step along the axis (see doubling_trend)
+    axis.set(xlabel="training CPU seconds, log scale (GANs: after their PSNR model's)", ylabel="mean PSNR-Y on the held-out photos (dB)",
              title=f"×{args.scale} super-resolution: learning curves")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
