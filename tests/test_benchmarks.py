@@ -158,3 +158,20 @@ def test_sr_photos_doubling_trend_reads_the_last_two_doublings():
     assert trend["seconds_to_target"] == pytest.approx(1800 * 2 ** ((2 - 0.3 * math.log2(12)) / 0.3))
     assert doubling_trend([[s, 1, 30.0] for s in (500.0, 1000.0, 2000.0)], bicubic=29.0) is None
     assert doubling_trend(points[-2:], bicubic=29.0) is None
+
+
+def test_sr_photos_wall_clock_takes_pauses_off_the_run():
+    """On a GPU the budget is wall seconds: a pause recorded between two steps (scoring) is taken off
+    run.elapsed() once, and not again at the next step."""
+    from types import SimpleNamespace
+
+    from benchmarks.super_resolution_photos import WallClock
+
+    clock, run = WallClock(), SimpleNamespace(seconds_before=0.0)
+    clock.on_step_end(run)
+    assert run.seconds_before == 0.0
+    clock.paused += 2.5
+    clock.on_step_end(run)
+    assert run.seconds_before == -2.5
+    clock.on_step_end(run)
+    assert run.seconds_before == -2.5
