@@ -330,6 +330,11 @@ def write_curve_picture(args: argparse.Namespace, runs: dict[str, Any], bicubic:
     axis.axhline(bicubic, color="0.4", linestyle="--", label=f"bicubic ({bicubic:.2f} dB)")
     axis.axhline(bicubic + 2, color="C3", linestyle=":", label="bicubic + 2 dB (the target)")
     axis.set_xscale("log", base=2)  # a doubling of training time is one step along the axis (see doubling_trend)
+    lowest = min(p[2] for points in curves.values() for p in points)
+    if lowest < bicubic - 4:  # a GAN's collapse would squash the PSNR models' curves into a line: clip, and say so
+        axis.set_ylim(bicubic - 4, bicubic + 2.5)
+        axis.annotate(f"clipped: lowest point {lowest:.1f} dB (see the table)", xy=(0.99, 0.02),
+                      xycoords="axes fraction", ha="right", fontsize=8, color="0.3")
     axis.set(xlabel="training CPU seconds, log scale (GANs: after their PSNR model's)", ylabel="mean PSNR-Y on the held-out photos (dB)",
              title=f"×{args.scale} super-resolution: learning curves")
     axis.grid(alpha=0.3)
@@ -375,8 +380,8 @@ def curve_lines(results: dict[str, Any]) -> list[str]:
     for name in ("SRResNet", "RRDB-PSNR"):
         if name in curves:
             trend = doubling_trend(curves[name], bicubic)
-            gain = curves[name][-1][2] - bicubic
-            lines.append(f"| {name} | {gain:+.2f} | " + (f"{trend['db_per_doubling']:.3f} | {trend['seconds_to_target'] / 3600:,.1f} |"
+            gain, hours = curves[name][-1][2] - bicubic, trend and trend["seconds_to_target"] / 3600
+            lines.append(f"| {name} | {gain:+.2f} | " + (f"{trend['db_per_doubling']:.3f} | {hours:,.{1 if hours < 100 else 0}f} |"
                                                        if trend else "— | never (no rise) |"))
     lines += ["", "| model | CPU s | step | PSNR-Y (dB) | gain over bicubic (dB) |", "|---|---:|---:|---:|---:|"]
     for name, points in curves.items():
@@ -432,7 +437,9 @@ def rerender(args: argparse.Namespace) -> None:
     from benchmarks import harness
 
     saved = json.loads(Path(args.rerender).read_text())["results"]
-    settings = argparse.Namespace(**{**saved["settings"], "picture": str(REPO / saved["picture"])})
+    # a run with --picture in a temporary folder saved it as "<work dir>/...", which no longer exists: use --picture
+    picture = args.picture if saved["picture"].startswith("<work dir>") else str(REPO / saved["picture"])
+    settings = argparse.Namespace(**{**saved["settings"], "picture": picture})
     saved["curve_picture"] = write_curve_picture(settings, saved["runs"], saved["rows"]["bicubic"]["psnr_y"])
     print(harness.rerender(args.rerender, lambda payload: markdown_report({**payload["results"], **saved})))
 

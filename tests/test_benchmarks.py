@@ -175,3 +175,30 @@ def test_sr_photos_wall_clock_takes_pauses_off_the_run():
     assert run.seconds_before == -2.5
     clock.on_step_end(run)
     assert run.seconds_before == -2.5
+
+
+def test_sr_photos_rerender_rewrites_the_report_and_curve_without_training(tmp_path, monkeypatch):
+    """--rerender rebuilds the Markdown and the curve picture from a saved JSON; a picture that was saved in a
+    temporary folder ("<work dir>/...") goes to --picture instead of a literal "<work dir>" folder in the cwd."""
+    import json
+
+    from benchmarks import harness
+    from benchmarks import super_resolution_photos as bench
+
+    curve = [[100.0, 10, 30.0], [200.0, 20, 30.5], [400.0, 40, 30.8]]
+    row = {"psnr_y": 30.8, "ssim_y": 0.9, "sharpness": 0.1, "lr_psnr": 45.0, "params": 10, "train_seconds": 400.0,
+           "ms_per_megapixel": 5.0}
+    results = {"settings": {"scale": 4, "name": "q"}, "picture": "<work dir>/q.png", "curve_picture": None,
+               "rows": {"bicubic": {**row, "psnr_y": 29.0, "params": 0}, "SRResNet": row},
+               "runs": {"SRResNet": {"curve": curve, "init_from": None}}}
+    json_path = tmp_path / "q.json"
+    json_path.write_text(json.dumps({"results": results, "machine": harness.machine_info(), "command": "x"}))
+    monkeypatch.setattr(bench, "markdown_report", lambda saved: "\n".join(bench.curve_lines(saved)))
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--rerender", str(json_path), "--picture", str(tmp_path / "pictures" / "q.png")])
+    assert (tmp_path / "pictures" / "q_curve.png").stat().st_size > 0
+    assert not (tmp_path / "<work dir>").exists()
+    report = (tmp_path / "q.md").read_text()
+    # least-squares slope of the gains 1.0, 1.5, 1.8 dB at log2(s) = x, x+1, x+2: 0.4 dB per doubling; the fitted
+    # line is at 1.8333 dB at 400 s, so +2 dB at 400 · 2^(0.1667/0.4) = 534 s = 0.1 CPU hours
+    assert "| SRResNet | +1.80 | 0.400 | 0.1 |" in report
