@@ -202,3 +202,56 @@ def test_sr_photos_rerender_rewrites_the_report_and_curve_without_training(tmp_p
     # least-squares slope of the gains 1.0, 1.5, 1.8 dB at log2(s) = x, x+1, x+2: 0.4 dB per doubling; the fitted
     # line is at 1.8333 dB at 400 s, so +2 dB at 400 · 2^(0.1667/0.4) = 534 s = 0.1 CPU hours
     assert "| SRResNet | +1.80 | 0.400 | 0.1 |" in report
+
+
+def test_sr_recipe_summary_pairs_each_seed_with_the_first_recipe():
+    """The paired column is each recipe's gain minus the first recipe's at the same seed, not a difference of means
+    over unmatched runs; sd is the sample standard deviation over seeds."""
+    import statistics
+
+    from benchmarks import sr_recipe
+
+    runs = [{"recipe": "a", "seed": 0, "gain": 0.10, "steps": 100}, {"recipe": "a", "seed": 1, "gain": 0.30, "steps": 120},
+            {"recipe": "b", "seed": 1, "gain": 0.35, "steps": 80}, {"recipe": "b", "seed": 0, "gain": 0.20, "steps": 60}]
+    summary = sr_recipe.summarize(runs, ["a", "b"])
+    assert summary["a"]["vs_first_mean"] == 0.0
+    assert summary["b"]["vs_first_mean"] == pytest.approx((0.10 + 0.05) / 2)
+    assert (summary["b"]["vs_first_min"], summary["b"]["vs_first_max"]) == (pytest.approx(0.05), pytest.approx(0.10))
+    assert summary["b"]["gain_sd"] == pytest.approx(statistics.stdev([0.20, 0.35]))
+    assert summary["b"]["steps_mean"] == 70
+    report = sr_recipe.markdown_report({"settings": vars(sr_recipe.parse_args([])), "summary": summary, "runs": runs})
+    assert "| b | 2 | 70 | +0.275 ± 0.106 | +0.350, +0.200 | +0.075 (+0.050 … +0.100) |" in report
+
+
+def test_sr_recipe_run_keeps_the_validation_photos_out_of_training_and_scores_them(tmp_path, monkeypatch):
+    """One quick run: the validation photos are not among the photos cut into patches, and the gain it reports is
+    the model's PSNR-Y minus bicubic's on those photos, recomputed here from the saved model."""
+    import torch
+
+    import genlab
+    from benchmarks import sr_recipe
+    from genlab.io.images import to_uint8
+    from genlab.metrics.image import psnr_y
+    from genlab.models.sr.nets import downsample_bicubic, upsample_bicubic
+
+    args = sr_recipe.parse_args(["--quick"])
+    photos, validation = sr_recipe.validation_split(grayscale=True, quick=True)
+    assert set(validation) == set(sr_recipe.VALIDATION)
+    from genlab.data import photos as bundled
+
+    whole = {name: bundled.load_photo(name) for name in sr_recipe.VALIDATION}
+    assert all(not any(p.shape == w.shape and torch.equal(p, w) for w in whole.values()) for p in photos)
+    monkeypatch.setattr(sr_recipe.shutil, "rmtree", lambda *a, **k: None)  # keep the run to score it again
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # in this process: leave pytest's threads alone
+    run = sr_recipe.train_run("fp32", args.recipes["fp32"], 0, args, tmp_path)
+    assert run["steps"] > 0 and set(run["gain_by_photo"]) == set(sr_recipe.VALIDATION)
+    assert run["gain"] == pytest.approx(sum(run["gain_by_photo"].values()) / 2)
+    model = genlab.load(str(next(tmp_path.iterdir())))
+    for name, gain in run["gain_by_photo"].items():
+        image = validation[name]
+        hr = image[None, :, : image.shape[1] // 4 * 4, : image.shape[2] // 4 * 4].float() / 255
+        low = to_uint8(downsample_bicubic(hr, 4).clamp(0, 1)).float() / 255
+        with torch.no_grad():
+            ours = psnr_y(to_uint8(model.upscale(low)).float() / 255, hr, border=4)[0]
+        bicubic = psnr_y(to_uint8(upsample_bicubic(low, 4).clamp(0, 1)).float() / 255, hr, border=4)[0]
+        assert gain == pytest.approx(float(ours - bicubic), abs=1e-3)
