@@ -3,8 +3,9 @@ ESRGAN at α = 0.8 (network interpolation), on a held-out "Set5"-like set of who
 
 Training: random HR patches (``genlab.data.photos``: the bundled training photos only, or ``--photos DIR``),
 low-res made inside the loss by antialiased bicubic downsampling (``downsampling="bicubic"``), each model
-trained by ``genlab.train`` for ``--budget`` CPU seconds of its process (``CPUClock``), in fp32 by default (``--precision``:
-bf16 autocast measured worse per CPU second, see ``PRECISION_NOTE``). ``--jobs 2`` trains the models that do not
+trained by ``genlab.train`` for ``--budget`` CPU seconds of its process (``CPUClock``), in genlab's ``auto`` precision by
+default (bf16 autocast where the CPU has bf16 units: ``benchmarks.sr_recipe`` measured it no worse per CPU second than
+fp32, with seeds; ``--precision fp32`` reproduces the published run). ``--jobs 2`` trains the models that do not
 depend on each other in parallel processes (SRResNet ∥ RRDB-PSNR, then the GANs). SRGAN's G starts from
 the SRResNet (Ledig et al. §3.2), ESRGAN's from the RRDB-PSNR model (Wang et al. §3.4); the ESRGAN α = 0.8
 row is the interpolation of those two (no extra training).
@@ -59,11 +60,10 @@ MODELS = {
     "ESRGAN": ("esrgan", "RRDB-PSNR", 1e-4, {}),
 }
 ABLATION = ("ESRGAN without perceptual loss", ("esrgan", "RRDB-PSNR", 1e-4, {"perceptual_weight": 0.0}))
-# Why fp32 by default: SRResNet, 300 CPU s on 1 thread, validated on two TRAINING photos held out for the purpose
-# (china, rocket; not the test set), AMD EPYC with AVX-512 BF16: bf16 autocast 1,592 steps, +0.12 dB over bicubic;
-# fp32 1,016 steps, +0.18 dB. bf16 steps are cheaper but each learns less of the small residual detail.
-PRECISION_NOTE = ("fp32: bf16 autocast made more steps per CPU second but a smaller gain over bicubic "
-                  "(validated on held-out training photos)")
+# Which precision learns most per CPU second is benchmarks.sr_recipe's question (seeds, paired differences, on two
+# training photos held out for it); the report points there rather than restating its numbers.
+PRECISION_NOTE = ("which precision teaches these nets most per CPU second is measured by `python -m benchmarks.sr_recipe` "
+                  "([sr_recipe](sr_recipe.md))")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,7 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="train up to N independent models at once, one process each")
     parser.add_argument("--device", default="cpu",
                         help="train on this device (cuda: the budget is then wall seconds, not CPU seconds)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"), help="training precision (default fp32)")
+    parser.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+                        help="training precision (default auto: bf16 autocast where the CPU has bf16 units)")
     parser.add_argument("--grayscale", action="store_true",
                         help="also cut training patches from the bundled grayscale photos (camera, brick, grass, gravel)")
     parser.add_argument("--curve-every", type=float, default=0.0, metavar="S",
@@ -434,8 +435,7 @@ def markdown_report(results: dict[str, Any]) -> str:
                                      for n, i in runs.items()) + ".",
               "- training s of SRGAN and ESRGAN include the model each starts from; ms / MP: upscaling time per output "
               "megapixel on the benchmark's threads."]
-    if settings.get("precision") == "fp32":
-        lines.append(f"- Precision: {PRECISION_NOTE}.")
+    lines.append(f"- Precision: {settings.get('precision', 'auto')}; {PRECISION_NOTE}.")
     return "\n".join(lines + curve_lines(results))
 
 
