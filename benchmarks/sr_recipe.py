@@ -9,7 +9,7 @@ trains SRResNet (``--config``, default 4 blocks × 32 channels) for ``--budget``
 one thread, once per seed (the seed sets the initial weights and the batch order; the patches of a recipe are the
 same for every seed), ``--jobs`` at a time.
 
-    python -m benchmarks.sr_recipe --budget 300 --seeds 3 --jobs 2   # 9 runs × 300 CPU s / 2 + scoring ≈ 25 min
+    python -m benchmarks.sr_recipe --budget 300 --seeds 3 --jobs 2   # 9 runs × 300 CPU s / 2 + patches, scoring ≈ 30 min
     python -m benchmarks.sr_recipe --quick                           # a smoke test: seconds, tiny nets
 
 Results: benchmarks/results/sr_recipe.{json,md}: per recipe the mean gain over bicubic and its spread over seeds,
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from benchmarks.families import CPUClock, in_processes
-from benchmarks.super_resolution_photos import held_out_pairs
+from benchmarks.super_resolution_photos import held_out_pairs, psnr_y_each, trained_steps
 
 VALIDATION = ("china", "rocket")
 RECIPES: dict[str, dict[str, Any]] = {
@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.config = json.loads(args.config)
     except json.JSONDecodeError as error:
         parser.error(f"--config: expected a JSON object of SRConfig fields ({error})")
+    if not isinstance(args.config, dict):
+        parser.error(f"--config: expected a JSON object of SRConfig fields, got {type(args.config).__name__}")
     if args.seeds < 1 or args.jobs < 1 or args.budget <= 0:
         parser.error("--seeds and --jobs must be at least 1 and --budget positive")
     args.recipes = {name: dict(recipe) for name, recipe in RECIPES.items()}
@@ -78,15 +80,6 @@ def validation_split(grayscale: bool, quick: bool) -> tuple[list[torch.Tensor], 
     if quick:
         validation = {name: image[:, :64, :64] for name, image in validation.items()}
     return list(train.values()), validation
-
-
-def mean_psnr_y(upscale: Any, pairs: list[tuple[torch.Tensor, torch.Tensor]], scale: int) -> list[float]:
-    """PSNR-Y (dB) of ``upscale(low)`` against each high-res photo, the output quantised to 8 bits first."""
-    from genlab.io.images import to_uint8
-    from genlab.metrics.image import psnr_y
-
-    with torch.no_grad():
-        return [float(psnr_y(to_uint8(upscale(low)).float() / 255.0, hr, border=scale)[0]) for low, hr in pairs]
 
 
 def train_run(recipe_name: str, recipe: dict[str, Any], seed: int, args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
@@ -111,21 +104,15 @@ def train_run(recipe_name: str, recipe: dict[str, Any], seed: int, args: argpars
     genlab.train(model, data, train, callbacks=[CPUClock()])
     trained = genlab.load(str(out_dir))
     pairs = held_out_pairs(validation, 4)
-    model_db = mean_psnr_y(lambda low: upscale_image(trained, low, exact=False), pairs, 4)
-    bicubic_db = mean_psnr_y(lambda low: upsample_bicubic(low, 4).clamp(0.0, 1.0), pairs, 4)
+    model_db = psnr_y_each(lambda low: upscale_image(trained, low, exact=False), pairs, 4)
+    bicubic_db = psnr_y_each(lambda low: upsample_bicubic(low, 4).clamp(0.0, 1.0), pairs, 4)
     gains = {name: m - b for name, m, b in zip(validation, model_db, bicubic_db, strict=True)}
-    steps = _steps(out_dir)
+    steps = trained_steps(out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
     print(f"  {recipe_name}, seed {seed}: {steps} steps, gain over bicubic {sum(gains.values()) / len(gains):+.3f} dB",
           flush=True)
     return {"recipe": recipe_name, "seed": seed, "steps": steps, "gain_by_photo": gains,
             "gain": sum(gains.values()) / len(gains)}
-
-
-def _steps(run: Path) -> int:
-    from genlab.io.checkpoints import STATE_FILE, load_tensors
-
-    return int(load_tensors(run / STATE_FILE)[1]["step"])
 
 
 def summarize(runs: list[dict[str, Any]], recipes: list[str]) -> dict[str, dict[str, Any]]:

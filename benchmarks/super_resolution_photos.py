@@ -148,14 +148,10 @@ class HeldOutCurve(Callback):
         self.points: list[list[float]] = []
 
     def measure(self, run: Any) -> None:
-        from genlab.io.images import to_uint8
-        from genlab.metrics.image import psnr_y
         from genlab.tools.upscale import upscale_image
 
         paused = self.timer()
-        with torch.no_grad():
-            values = [float(psnr_y(to_uint8(upscale_image(run.model, low, exact=False)).float() / 255.0, hr, border=self.scale)[0])
-                      for low, hr in self.pairs]
+        values = psnr_y_each(lambda low: upscale_image(run.model, low, exact=False), self.pairs, self.scale)
         self.points.append([round(run.elapsed(), 1), run.step, sum(values) / len(values)])
         self.clock.paused += self.timer() - paused
 
@@ -166,6 +162,16 @@ class HeldOutCurve(Callback):
     def on_train_end(self, run: Any) -> None:
         if not self.points or self.points[-1][1] != run.step:
             self.measure(run)
+
+
+def psnr_y_each(upscale: Any, pairs: list[tuple[torch.Tensor, torch.Tensor]], scale: int) -> list[float]:
+    """PSNR-Y (dB, ``scale`` border pixels cropped) of ``upscale(low)`` against each high-res photo of ``pairs``
+    (``held_out_pairs``), the output quantised to 8 bits first as a saved file would be."""
+    from genlab.io.images import to_uint8
+    from genlab.metrics.image import psnr_y
+
+    with torch.no_grad():
+        return [float(psnr_y(to_uint8(upscale(low)).float() / 255.0, hr, border=scale)[0]) for low, hr in pairs]
 
 
 def held_out_pairs(test: dict[str, torch.Tensor], scale: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -208,7 +214,7 @@ def train_model(name: str, spec: tuple, args: argparse.Namespace, data, runs: di
     genlab.train(model, data, train, callbacks=[clock] + ([curve] if curve else []))
     info = {"run": str(out_dir), "variant": variant, "init_from": start, "lr": lr, "config": {**args.config, **extra},
             "train_seconds": time.perf_counter() - started + (runs[start]["train_seconds"] if start else 0.0),
-            "own_train_seconds": time.perf_counter() - started, "steps": _steps(out_dir)}
+            "own_train_seconds": time.perf_counter() - started, "steps": trained_steps(out_dir)}
     if curve:
         info["curve"] = curve.points  # [CPU seconds, step, mean PSNR-Y (dB)]
     print(f"trained {name}: {info['steps']} steps in {info['own_train_seconds']:.0f} s", flush=True)
@@ -254,7 +260,8 @@ def reusable_runs(args: argparse.Namespace, work_dir: Path) -> dict[str, dict[st
     return found
 
 
-def _steps(run: Path) -> int | None:
+def trained_steps(run: Path) -> int | None:
+    """The step count saved with a run's training state (None if it has none)."""
     from genlab.io.checkpoints import STATE_FILE, load_tensors
 
     state = run / STATE_FILE
@@ -383,10 +390,13 @@ def curve_lines(results: dict[str, Any]) -> list[str]:
              "| model | gain at the end (dB) | dB per doubling | CPU hours to +2 dB at that rate |", "|---|---:|---:|---:|"]
     for name in ("SRResNet", "RRDB-PSNR"):
         if name in curves:
-            trend = doubling_trend(curves[name], bicubic)
-            gain, hours = curves[name][-1][2] - bicubic, trend and trend["seconds_to_target"] / 3600
-            lines.append(f"| {name} | {gain:+.2f} | " + (f"{trend['db_per_doubling']:.3f} | {hours:,.{1 if hours < 100 else 0}f} |"
-                                                       if trend else "— | never (no rise) |"))
+            trend, gain = doubling_trend(curves[name], bicubic), curves[name][-1][2] - bicubic
+            if trend:
+                hours = trend["seconds_to_target"] / 3600
+                rate = f"{trend['db_per_doubling']:.3f} | {hours:,.{1 if hours < 100 else 0}f}"
+            else:
+                rate = "— | never (no rise)"
+            lines.append(f"| {name} | {gain:+.2f} | {rate} |")
     lines += ["", "| model | CPU s | step | PSNR-Y (dB) | gain over bicubic (dB) |", "|---|---:|---:|---:|---:|"]
     for name, points in curves.items():
         for seconds, step, value in points:

@@ -255,3 +255,12 @@ def test_sr_recipe_run_keeps_the_validation_photos_out_of_training_and_scores_th
             ours = psnr_y(to_uint8(model.upscale(low)).float() / 255, hr, border=4)[0]
         bicubic = psnr_y(to_uint8(upsample_bicubic(low, 4).clamp(0, 1)).float() / 255, hr, border=4)[0]
         assert gain == pytest.approx(float(ours - bicubic), abs=1e-3)
+
+
+@pytest.mark.parametrize("config", ["[1, 2]", "{not json"])
+def test_sr_recipe_refuses_a_config_that_is_not_a_json_object(config, capsys):
+    from benchmarks import sr_recipe
+
+    with pytest.raises(SystemExit):
+        sr_recipe.parse_args(["--config", config])
+    assert "--config: expected a JSON object of SRConfig fields" in capsys.readouterr().err
